@@ -1,0 +1,35 @@
+# Two commands do all set-up on a fresh machine (Python 3.10+ and root for apt):
+#   make demo   installs everything into .venv and trains the main task on built-in data
+#   make test   installs everything into .venv and runs the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test bench stockfish clean
+
+setup: $(STAMP) stockfish
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip "setuptools>=70,<82" wheel
+	$(BIN)/pip install -e ".[test]"
+	touch $(STAMP)
+
+# Stockfish is a real component (chess data and opponents): Debian's package, /usr/games/stockfish.
+stockfish:
+	@command -v stockfish >/dev/null || test -x /usr/games/stockfish || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stockfish; } || \
+	  echo "warning: could not install stockfish (apt-get install stockfish); chess data generation needs it"
+
+demo: setup
+	$(BIN)/suite train --task arithmetic
+
+test: setup
+	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,20 @@
+"""suite: one Transformer backbone shared by task plugins for many domains.
+
+This module is the public API for plugins (DESIGN.md invariant 2): hook markers, the task and
+weight-source types, tokenizer/adapter/head building blocks and the shared objectives.
+"""
+from .adapters import EmbeddingAdapter, PatchAdapter
+from .backbone import Backbone, BackboneConfig, attention_mask
+from .errors import SuiteError
+from .heads import ClassifierHead, TokenHead, pool
+from .hookspecs import hookimpl
+from .task import Pretrained, Task, WeightSource
+from .tokenizer import CharTokenizer, Tokenizer
+from suite.tasks import IGNORE, Classification, Generation, Objective, greedy_decode
+
+__all__ = [
+    "hookimpl", "Task", "WeightSource", "Pretrained", "SuiteError",
+    "Tokenizer", "CharTokenizer", "EmbeddingAdapter", "PatchAdapter", "ClassifierHead", "TokenHead", "pool",
+    "Backbone", "BackboneConfig", "attention_mask",
+    "Objective", "Classification", "Generation", "greedy_decode", "IGNORE",
+]

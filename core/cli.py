@@ -1,0 +1,154 @@
+"""The `suite` command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import config as config_mod
+from .errors import SuiteError
+from .registry import DISABLE_ENV, get_registry
+
+EPILOG = """examples:
+  suite tasks
+  suite train --task arithmetic
+  suite train --task arithmetic --trainer.max_steps 200 --backbone.preset small
+  suite train --task chess --init-from runs/arithmetic/20260101-120000 --freeze backbone
+  suite eval runs/arithmetic/20260101-120000
+  suite predict runs/arithmetic/20260101-120000 "123+456"
+
+Any setting of the resolved config (see --print-config) is overridden as --section.key VALUE.
+Set {env}=1 to load only the built-in plugins.""".format(env=DISABLE_ENV)
+
+
+def cmd_train(args, extra) -> int:
+    from . import runs, train
+
+    registry = get_registry()
+    overrides = config_mod.parse_overrides(extra)
+    if args.init_from is not None:
+        overrides["init.from"] = args.init_from
+    if args.freeze is not None:
+        overrides["init.freeze"] = args.freeze
+    if args.resume:
+        cfg = config_mod.apply_overrides(runs.read_config(Path(args.resume)), overrides)
+        task = registry.task(cfg["task"])
+        if args.task and args.task != task.name:
+            raise SuiteError(f"--resume {args.resume} is a run of task {task.name!r}, not {args.task!r}")
+    else:
+        if not args.task:
+            raise SuiteError("give --task NAME (see `suite tasks`) or --resume RUN_DIR")
+        task = registry.task(args.task)
+        cfg = train.resolve_for_train(task, registry, config_file=args.config, overrides=overrides)
+    if args.print_config:
+        print(config_mod.dump(cfg), end="")
+        return 0
+    train.train(task, cfg, registry, resume=Path(args.resume) if args.resume else None, progress=not args.no_progress)
+    return 0
+
+
+def cmd_eval(args, extra) -> int:
+    from . import train
+
+    if extra:
+        raise SuiteError(f"unexpected arguments: {' '.join(extra)}")
+    train.evaluate_run(Path(args.run_dir), get_registry(), progress=not args.no_progress)
+    return 0
+
+
+def cmd_predict(args, extra) -> int:
+    from . import train
+
+    options = config_mod.parse_overrides(extra)
+    print(train.predict(Path(args.run_dir), args.input, options, get_registry()))
+    return 0
+
+
+def cmd_plugins(args, extra) -> int:
+    registry = get_registry()
+    registry.all_tasks()
+    for info in registry.plugins.values():
+        dist = f"{info.distribution} {info.version}".strip() or "(registered directly)"
+        print(f"{info.name}  [{dist}]")
+        if info.error:
+            print(f"    FAILED TO LOAD: {info.error}")
+        for label, items in (("tasks", info.tasks), ("weight sources", info.weight_sources), ("commands", info.commands)):
+            if items:
+                print(f"    {label}: {', '.join(items)}")
+    return 0
+
+
+def cmd_tasks(args, extra) -> int:
+    tasks = get_registry().all_tasks()
+    width = max((len(n) for n in tasks), default=4)
+    for name, task in tasks.items():
+        print(f"{name:<{width}}  {task.domain:<10}  {task.description}   [{task.plugin}]")
+    return 0
+
+
+def build_parser(registry) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="suite", description="One Transformer backbone, many domains.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a task; writes a run directory",
+                       description="Train a task. Unlisted options --section.key VALUE override the config.")
+    p.add_argument("--task", help="task name (see `suite tasks`)")
+    p.add_argument("--config", help="a YAML file merged over the task's defaults")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--init-from", metavar="RUN_DIR|SOURCE", help="start the backbone from a run or a weight source")
+    p.add_argument("--freeze", choices=["none", "backbone", "fpt"], help="what to freeze after --init-from")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="re-evaluate a run on its validation and test splits")
+    p.add_argument("run_dir")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="answer one input with a trained run",
+                       description="Answer one input. Task options are given as --key VALUE.")
+    p.add_argument("run_dir")
+    p.add_argument("input", help="the raw input: a problem, a FEN, a file path, a prompt (task dependent)")
+    p.set_defaults(func=cmd_predict)
+
+    sub.add_parser("plugins", help="list plugins and what they add").set_defaults(func=cmd_plugins)
+    sub.add_parser("tasks", help="list tasks").set_defaults(func=cmd_tasks)
+
+    for name, command in registry.all_commands().items():
+        p = sub.add_parser(name, help=command.help, description=command.help)
+        command.configure(p)
+        p.set_defaults(func=_plugin_command(command.run))
+    return parser
+
+
+def _plugin_command(run):
+    def call(args, extra):
+        if extra:
+            raise SuiteError(f"unexpected arguments: {' '.join(extra)}")
+        return run(args)
+    return call
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        parser = build_parser(get_registry())
+        args, extra = parser.parse_known_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args, extra) or 0)
+    except SuiteError as e:
+        print(f"suite: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("suite: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

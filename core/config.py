@@ -1,0 +1,147 @@
+"""Settings: YAML from configs/ plus command-line overrides; one resolved dict per run.
+
+Resolution order, later wins:
+  configs/defaults.yaml < the task's ``defaults`` < configs/tasks/<task>.yaml < --config FILE
+  < dotted overrides (``--trainer.max_steps 200``) < the backbone preset's fields for keys
+  not set explicitly under ``backbone``.
+The resolved dict is written to every run directory as config.yaml and is enough to rebuild the run.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import SuiteError
+
+
+def configs_dir():
+    return resources.files("suite.configs")
+
+
+def load_yaml(path) -> dict:
+    try:
+        text = Path(path).read_text() if not hasattr(path, "read_text") else path.read_text()
+        data = yaml.safe_load(text) or {}
+    except FileNotFoundError:
+        raise SuiteError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise SuiteError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: a config file must hold a mapping at the top level")
+    return data
+
+
+def shipped_presets() -> dict[str, dict]:
+    return {p.name[:-5]: load_yaml(p) for p in configs_dir().joinpath("backbone").iterdir() if p.name.endswith(".yaml")}
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Deep merge: mappings merge key by key, everything else is replaced."""
+    out = copy.deepcopy(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """``['--trainer.max_steps', '200', '--data.ops=+-']`` -> ``{'trainer.max_steps': 200, 'data.ops': '+-'}``.
+
+    Values are read as YAML scalars, so ``200`` is an int, ``true`` a bool, ``[1, 2]`` a list.
+    """
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) < 3:
+            raise SuiteError(f"unexpected argument {arg!r}; settings are given as --section.key VALUE")
+        key, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                raise SuiteError(f"--{key} needs a value")
+            value = args[i + 1]
+            i += 1
+        try:
+            out[key] = yaml.safe_load(value) if value != "" else ""
+        except yaml.YAMLError:
+            out[key] = value
+        if out[key] is None and value.lower() not in ("null", "none", "~"):
+            out[key] = value
+        i += 1
+    return out
+
+
+def _known_keys(cfg: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for k, v in cfg.items():
+        keys.append(prefix + k)
+        if isinstance(v, dict):
+            keys += _known_keys(v, prefix + k + ".")
+    return keys
+
+
+def apply_overrides(cfg: dict, overrides: dict[str, Any]) -> dict:
+    cfg = copy.deepcopy(cfg)
+    known = _known_keys(cfg)
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        node = cfg
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node.get(part), dict):
+                node = None
+                break
+            node = node[part]
+        if node is None or (parts[-1] not in node and parts[0] not in OPEN_SECTIONS):
+            hint = difflib.get_close_matches(dotted, known, n=1)
+            raise SuiteError(f"unknown setting --{dotted}" + (f"; did you mean --{hint[0]}?" if hint else " (see --print-config)"))
+        node[parts[-1]] = value
+    return cfg
+
+
+# Sections whose keys are not all listed in the defaults (the Trainer takes many more options).
+OPEN_SECTIONS = ("trainer", "backbone")
+
+
+def resolve(task, *, config_file: str | None = None, overrides: dict | None = None, presets: dict | None = None) -> dict:
+    """The full config for one run of ``task``."""
+    cfg = load_yaml(configs_dir().joinpath("defaults.yaml"))
+    cfg = merge(cfg, getattr(task, "defaults", {}) or {})
+    task_yaml = configs_dir().joinpath("tasks", f"{task.name}.yaml")
+    if task_yaml.is_file():
+        cfg = merge(cfg, load_yaml(task_yaml))
+    if config_file:
+        cfg = merge(cfg, load_yaml(config_file))
+    cfg = apply_overrides(cfg, overrides or {})
+    cfg["task"] = task.name
+    return expand_preset(cfg, presets)
+
+
+def expand_preset(cfg: dict, presets: dict | None, explicit: dict | None = None) -> dict:
+    """Fill ``cfg['backbone']`` from its named preset; keys set explicitly keep their values."""
+    from .backbone import BackboneConfig
+
+    presets = presets if presets is not None else shipped_presets()
+    backbone = cfg.setdefault("backbone", {})
+    name = backbone.get("preset")
+    if name not in presets:
+        raise SuiteError(f"unknown backbone preset {name!r}; known presets: {', '.join(sorted(presets))}")
+    full = merge(BackboneConfig().to_dict(), presets[name])
+    set_here = {k: v for k, v in backbone.items() if k != "preset"}
+    allowed = BackboneConfig().to_dict()
+    for key in set_here:
+        if key not in allowed:
+            hint = difflib.get_close_matches(key, list(allowed), n=1)
+            raise SuiteError(f"unknown setting backbone.{key}" + (f"; did you mean backbone.{hint[0]}?" if hint else ""))
+    cfg["backbone"] = {"preset": name, **merge(full, set_here)}
+    return cfg
+
+
+def dump(cfg: dict) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False)

@@ -1,0 +1,5 @@
+"""The one exception type users see: its message is printed as a single line and the CLI exits non-zero."""
+
+
+class SuiteError(Exception):
+    """A user-facing error: bad input, bad config, missing file. Say what, where and why in one line."""

@@ -1,0 +1,148 @@
+"""Run directories and weights.
+
+A run directory holds (DESIGN.md invariant 4):
+  config.yaml             the resolved config, enough to reproduce the run
+  tokenizer.json          the tokenizer's state
+  checkpoints/last.ckpt   the Lightning checkpoint to resume from
+  weights/{backbone,adapter,head}.safetensors   the weights, split by prefix
+  metrics.json            final metrics per split and the validation history
+  logs/                   Lightning's CSV logs
+Weights from elsewhere are read with safetensors only, never unpickled.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from . import config as config_mod
+from .backbone import ARCHITECTURE_FIELDS
+from .errors import SuiteError
+
+PARTS = ("backbone", "adapter", "head")
+
+
+def new_run_dir(cfg: dict) -> Path:
+    root = Path(cfg["run"]["root"]) / cfg["task"]
+    name = cfg["run"].get("name") or time.strftime("%Y%m%d-%H%M%S")
+    path, n = root / name, 1
+    while path.exists() and not cfg["run"].get("name"):
+        n += 1
+        path = root / f"{name}-{n}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def save_run_files(run_dir: Path, cfg: dict, tokenizer) -> None:
+    (run_dir / "config.yaml").write_text(config_mod.dump(cfg))
+    write_json(run_dir / "tokenizer.json", tokenizer.state())
+
+
+def save_weights(module, run_dir: Path) -> None:
+    out = run_dir / "weights"
+    out.mkdir(exist_ok=True)
+    for part in PARTS:
+        state = {k: v.detach().cpu().contiguous() for k, v in getattr(module, part).state_dict().items()}
+        save_file(state, str(out / f"{part}.safetensors"))
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise SuiteError(f"{path}: weights file not found (did the run finish? `suite train --resume` completes it)") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise SuiteError(f"{path}: not a readable safetensors file: {e}") from None
+
+
+def load_part(module, part: str, state: dict[str, torch.Tensor], origin: str) -> None:
+    target = getattr(module, part)
+    try:
+        target.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise SuiteError(f"{origin}: {part} weights do not fit this model: {first}") from None
+
+
+def read_config(run_dir: Path) -> dict:
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise SuiteError(f"{run_dir}: not a run directory (no config.yaml)")
+    return config_mod.load_yaml(run_dir / "config.yaml")
+
+
+def load_run(run_dir, registry, *, weights: bool = True):
+    """Rebuild (task, cfg, tokenizer, module) from a run directory, weights loaded."""
+    from .module import SuiteModule
+
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir)
+    task = registry.task(cfg.get("task"))
+    try:
+        tok_state = json.loads((run_dir / "tokenizer.json").read_text())
+        tokenizer = task.load_tokenizer(tok_state)
+    except FileNotFoundError:
+        raise SuiteError(f"{run_dir}: tokenizer.json is missing") from None
+    except (ValueError, TypeError) as e:
+        raise SuiteError(f"{run_dir}/tokenizer.json: cannot rebuild the {task.name} tokenizer: {e}") from None
+    module = SuiteModule(task, tokenizer, cfg)
+    if weights:
+        for part in PARTS:
+            load_part(module, part, read_weights(run_dir / "weights" / f"{part}.safetensors"), str(run_dir))
+    return task, cfg, tokenizer, module
+
+
+def describe_backbone(b: dict) -> str:
+    return f"preset {b.get('preset')!r} (d_model={b.get('d_model')}, n_layers={b.get('n_layers')}, n_heads={b.get('n_heads')})"
+
+
+def same_architecture(a: dict, b: dict) -> bool:
+    return all(a.get(k) == b.get(k) for k in ARCHITECTURE_FIELDS)
+
+
+def resolve_init(spec: str, registry) -> tuple[str, dict, dict[str, torch.Tensor], str]:
+    """``--init-from`` -> (kind, backbone config, backbone state dict with 'backbone.' stripped, origin).
+
+    ``spec`` is a run directory or a weight source, ``NAME`` or ``NAME:ARGUMENT``.
+    """
+    path = Path(spec)
+    if path.is_dir():
+        cfg = read_config(path)
+        state = read_weights(path / "weights" / "backbone.safetensors")
+        return "run", cfg["backbone"], state, f"run {path} (task {cfg.get('task')})"
+    sources = registry.all_weight_sources()
+    name, _, arg = spec.partition(":")
+    if name not in sources:
+        known = ", ".join(sources) or "none installed"
+        raise SuiteError(f"--init-from {spec}: not a run directory and not a weight source (sources: {known})")
+    pre = sources[name].load(arg)
+    state = {k[len("backbone."):]: v for k, v in pre.state_dict.items() if k.startswith("backbone.")}
+    return "source", dict(pre.backbone), state, f"weight source {spec}" + (f" ({pre.description})" if pre.description else "")
+
+
+def init_backbone(module, state: dict[str, torch.Tensor], origin: str) -> dict[str, int]:
+    """Load a backbone state dict into ``module.backbone``; adapter and head stay fresh.
+
+    Returns the counts: loaded (tensors copied), skipped (tensors in the source this backbone has
+    no place for) and initialised (tensors of this model left at their fresh values).
+    """
+    own = module.backbone.state_dict()
+    loaded, skipped = {}, 0
+    for k, v in state.items():
+        if k in own and own[k].shape == v.shape:
+            loaded[k] = v
+        elif k in own:
+            raise SuiteError(f"{origin}: backbone tensor {k} has shape {tuple(v.shape)}, this model needs {tuple(own[k].shape)}")
+        else:
+            skipped += 1
+    module.backbone.load_state_dict(loaded, strict=False)
+    total = sum(1 for _ in module.state_dict())
+    return {"loaded": len(loaded), "skipped": skipped, "initialised": total - len(loaded)}

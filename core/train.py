@@ -1,0 +1,179 @@
+"""Training and evaluation of one run: builds the module, the data and the Trainer, writes the run directory."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+
+from . import config as config_mod
+from . import runs
+from .backbone import BackboneConfig
+from .data import SuiteDataModule
+from .errors import SuiteError
+from .module import SuiteModule
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's console output to what a user acts on."""
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero",
+                 "pytorch_lightning.accelerators.cuda", "lightning_fabric.utilities.seed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*LitLogger.*")
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=r".*GPU available but not used.*")
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision("high")
+
+
+def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extra_callbacks=()) -> pl.Trainer:
+    t = dict(cfg["trainer"])
+    callbacks = list(extra_callbacks)
+    if run_dir is not None:
+        callbacks.append(ModelCheckpoint(
+            dirpath=run_dir / "checkpoints", filename="step{step}", save_last=True, save_top_k=0,
+            every_n_train_steps=int(cfg["run"]["checkpoint_every"]),
+        ))
+    return pl.Trainer(
+        **t,
+        default_root_dir=str(run_dir) if run_dir else None,
+        logger=CSVLogger(str(run_dir), name="logs", version="") if run_dir else False,
+        callbacks=callbacks,
+        enable_checkpointing=run_dir is not None,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+    )
+
+
+def build(task, cfg: dict, tokenizer=None):
+    tokenizer = tokenizer if tokenizer is not None else task.build_tokenizer(cfg)
+    return tokenizer, SuiteModule(task, tokenizer, cfg)
+
+
+def apply_init(module: SuiteModule, cfg: dict, registry, origin_state=None) -> dict | None:
+    """--init-from and --freeze. Returns the loaded/skipped/initialised counts, or None."""
+    counts = None
+    spec = cfg["init"].get("from")
+    if spec:
+        kind, backbone, state, origin = origin_state or runs.resolve_init(str(spec), registry)
+        if not runs.same_architecture(backbone, cfg["backbone"]):
+            raise SuiteError(
+                f"--init-from {spec}: its backbone is {runs.describe_backbone(backbone)} but this run uses "
+                f"{runs.describe_backbone(cfg['backbone'])}; pass --backbone.preset {backbone.get('preset')}"
+            )
+        counts = runs.init_backbone(module, state, origin)
+        print(f"init-from {origin}: loaded {counts['loaded']} tensors, skipped {counts['skipped']}, "
+              f"newly initialised {counts['initialised']} (adapter and head are new)")
+    mode = cfg["init"].get("freeze") or "none"
+    trainable = module.freeze_backbone(mode)
+    if mode != "none":
+        n_train = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        print(f"freeze {mode}: {trainable} backbone tensors train; {n_train:,} trainable parameters in all")
+    return counts
+
+
+def adopt_source_backbone(cfg: dict, registry) -> tuple | None:
+    """A weight source (not a run directory) brings its own architecture: use it for this run."""
+    spec = cfg["init"].get("from")
+    if not spec or Path(str(spec)).is_dir():
+        return None
+    resolved = runs.resolve_init(str(spec), registry)
+    backbone = BackboneConfig.from_dict(resolved[1]).to_dict()
+    backbone["dropout"] = cfg["backbone"].get("dropout", 0.0)
+    cfg["backbone"] = {"preset": resolved[1].get("preset", str(spec).partition(":")[0]), **backbone}
+    return resolved
+
+
+def evaluate_module(module: SuiteModule, dm: SuiteDataModule, cfg: dict, progress: bool = True) -> dict:
+    """Metrics on "val" and every "test*" split, with the module as it is."""
+    module.test_splits = dm.eval_splits = ["val", *dm.test_splits]
+    make_trainer(cfg, None, progress=progress).test(module, datamodule=dm, verbose=False)
+    return {s: module.results[s] for s in module.test_splits}
+
+
+def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bool = True) -> Path:
+    """Train one run and write its run directory; returns the directory."""
+    quiet_lightning()
+    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+    if resume is not None:
+        run_dir = Path(resume)
+        _, _, tokenizer, module = runs.load_run(run_dir, registry, weights=False)
+        ckpt = run_dir / "checkpoints" / "last.ckpt"
+        if not ckpt.is_file():
+            raise SuiteError(f"{run_dir}: no checkpoints/last.ckpt to resume from")
+        module.cfg = cfg
+        module.freeze_backbone(cfg["init"].get("freeze") or "none")
+        init_counts = json.loads((run_dir / "metrics.json").read_text()).get("init") if (run_dir / "metrics.json").is_file() else None
+    else:
+        source = adopt_source_backbone(cfg, registry)
+        tokenizer, module = build(task, cfg)
+        init_counts = apply_init(module, cfg, registry, source)
+        run_dir = runs.new_run_dir(cfg)
+        ckpt = None
+    runs.save_run_files(run_dir, cfg, tokenizer)
+    print(f"run directory: {run_dir}")
+    n_params = sum(p.numel() for p in module.parameters())
+    print(f"task {task.name}: {n_params:,} parameters, backbone {runs.describe_backbone(cfg['backbone'])}, "
+          f"{cfg['trainer']['max_steps']} steps")
+
+    dm = SuiteDataModule(task, tokenizer, cfg)
+    trainer = make_trainer(cfg, run_dir, progress=progress)
+    start = time.time()
+    trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
+    if trainer.interrupted:
+        raise SuiteError(f"training interrupted at step {trainer.global_step}; continue with: suite train --resume {run_dir}")
+    train_time = time.time() - start
+    runs.save_weights(module, run_dir)
+
+    results = evaluate_module(module, dm, cfg, progress)
+    for split, extra in module.artifacts.items():
+        for name, data in extra.items():
+            runs.write_json(run_dir / f"{split}_{name}.json", data)
+    objective = module.objective
+    metrics = {
+        "task": task.name, "step": trainer.global_step, "train_seconds": round(train_time, 1),
+        "primary": objective.primary, "higher_is_better": objective.higher_is_better,
+        "splits": results, "history": module.history, "init": init_counts,
+    }
+    runs.write_json(run_dir / "metrics.json", metrics)
+    print_results(results, objective.primary)
+    print(f"run directory: {run_dir}")
+    return run_dir
+
+
+def print_results(results: dict, primary: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    names = sorted({k for m in results.values() for k in m}, key=lambda k: (k != primary, k))
+    table = Table("split", *names)
+    for split, m in results.items():
+        table.add_row(split, *(f"{m[k]:.4f}" if k in m else "" for k in names))
+    Console().print(table)
+
+
+def evaluate_run(run_dir: Path, registry, progress: bool = True) -> dict:
+    quiet_lightning()
+    task, cfg, tokenizer, module = runs.load_run(run_dir, registry)
+    dm = SuiteDataModule(task, tokenizer, cfg)
+    results = evaluate_module(module, dm, cfg, progress)
+    print_results(results, module.objective.primary)
+    return results
+
+
+def predict(run_dir: Path, text: str, options: dict, registry) -> str:
+    task, cfg, tokenizer, module = runs.load_run(run_dir, registry)
+    module.eval()
+    with torch.no_grad():
+        return task.predict(module, text, options)
+
+
+def resolve_for_train(task, registry, *, config_file=None, overrides=None) -> dict:
+    return config_mod.resolve(task, config_file=config_file, overrides=overrides, presets=registry.all_presets())

@@ -1,0 +1,52 @@
+"""Classification: one label per sample (images, clips, texts, game outcomes)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from .objective import Objective
+
+
+class Classification(Objective):
+    """Batches hold ``inputs`` and ``label`` (B,); the head returns (B, n_classes) logits.
+
+    The task must define ``classes`` (list of names). Reports accuracy, macro accuracy and loss;
+    the test confusion matrix goes to the run directory.
+    """
+
+    primary = "accuracy"
+
+    def __init__(self, task, tokenizer, cfg):
+        super().__init__(task, tokenizer, cfg)
+        self.n_classes = len(task.classes(tokenizer))
+        self.label_smoothing = float(cfg.get("model", {}).get("label_smoothing", 0.0))
+
+    def make_metrics(self):
+        n = self.n_classes
+        return MetricCollection({
+            "accuracy": MulticlassAccuracy(n, average="micro"),
+            "macro_accuracy": MulticlassAccuracy(n, average="macro"),
+            "loss": MeanMetric(),
+            "confusion": MulticlassConfusionMatrix(n),
+        })
+
+    def loss(self, model, batch):
+        return F.cross_entropy(model(batch), batch["label"], label_smoothing=self.label_smoothing)
+
+    def evaluate(self, model, batch, split):
+        logits = model(batch)
+        m = self.metrics(split, logits.device)
+        m["accuracy"].update(logits, batch["label"])
+        m["macro_accuracy"].update(logits, batch["label"])
+        m["confusion"].update(logits, batch["label"])
+        m["loss"].update(F.cross_entropy(logits, batch["label"]), weight=len(logits))
+
+    def artifacts(self, split):
+        if split not in self.splits or not self.splits[split]["confusion"].update_called:
+            return {}
+        return {"confusion_matrix": {
+            "classes": list(self.task.classes(self.tokenizer)),
+            "rows_true_cols_predicted": self.splits[split]["confusion"].compute().tolist(),
+        }}

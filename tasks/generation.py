@@ -1,0 +1,76 @@
+"""Sequence generation from a prompt with a prefix-LM mask (arithmetic answers, short transductions).
+
+Batches hold:
+  inputs      (B, T)  prompt then answer then EOS, prompts left-padded so every answer starts at P
+  targets     (B, T)  the next token at each position, -100 where there is nothing to predict
+  prefix_len  (B,)    P for every row: the prompt is seen bidirectionally, the answer causally
+  padding     (B, T)  True at padding
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanMetric, MetricCollection
+
+from .objective import Objective
+
+IGNORE = -100
+
+
+@torch.no_grad()
+def greedy_decode(model, prompt: torch.Tensor, padding: torch.Tensor, max_new: int, eos: int) -> torch.Tensor:
+    """Greedy continuation of left-padded prompts (B, P) -> new tokens (B, max_new), EOS-terminated.
+
+    Each step re-runs the whole (short) sequence: answers here are a handful of tokens, and one
+    full pass keeps the prefix mask exact without a key-value cache.
+    """
+    B, P = prompt.shape
+    seq, pad = prompt, padding
+    prefix_len = torch.full((B,), P, device=prompt.device)
+    done = torch.zeros(B, dtype=torch.bool, device=prompt.device)
+    for _ in range(max_new):
+        logits = model({"inputs": seq, "prefix_len": prefix_len, "padding": pad})[:, -1]
+        nxt = torch.where(done, torch.full_like(done, eos, dtype=torch.long), logits.argmax(-1))
+        seq = torch.cat([seq, nxt[:, None]], 1)
+        pad = torch.cat([pad, torch.zeros_like(done)[:, None]], 1)
+        done |= nxt == eos
+        if done.all():
+            break
+    out = seq[:, P:]
+    if out.shape[1] < max_new:
+        out = F.pad(out, (0, max_new - out.shape[1]), value=eos)
+    return out
+
+
+def _until_eos(tokens: torch.Tensor, eos: int) -> torch.Tensor:
+    """Zero out everything after the first EOS so two answers compare equal iff their text does."""
+    is_eos = (tokens == eos).int()
+    return tokens.masked_fill(is_eos.cumsum(1) - is_eos > 0, 0)
+
+
+class Generation(Objective):
+    """Cross-entropy on the answer tokens; exact match of greedy answers at evaluation."""
+
+    primary = "exact_match"
+
+    def make_metrics(self):
+        return MetricCollection({"exact_match": MeanMetric(), "token_accuracy": MeanMetric(), "loss": MeanMetric()})
+
+    def loss(self, model, batch):
+        logits = model(batch)
+        return F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten(), ignore_index=IGNORE)
+
+    def evaluate(self, model, batch, split):
+        logits = model(batch)
+        targets = batch["targets"]
+        m = self.metrics(split, logits.device)
+        m["loss"].update(F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE))
+        scored = targets != IGNORE
+        m["token_accuracy"].update(((logits.argmax(-1) == targets) & scored).sum() / scored.sum().clamp_min(1), weight=scored.sum())
+        # Exact match: decode freely from the prompt and compare with the reference answer.
+        P = int(batch["prefix_len"].max())
+        answer = targets[:, P - 1:]  # the tokens after the prompt, EOS included
+        eos = self.tokenizer.EOS
+        want = _until_eos(answer.masked_fill(answer == IGNORE, eos), eos)
+        got = _until_eos(greedy_decode(model, batch["inputs"][:, :P], batch["padding"][:, :P], want.shape[1], eos), eos)
+        m["exact_match"].update((got == want).all(1).float())
