@@ -1,0 +1,66 @@
+import itertools
+
+import pytest
+import torch
+
+import suite
+from suite.plugins import arithmetic as ar
+from suite.registry import get_registry
+from suite import config
+
+
+def data(**overrides):
+    reg = get_registry()
+    task = reg.task("arithmetic")
+    cfg = config.resolve(task, overrides={"data.val_size": 200, "data.test_size": 200, **overrides},
+                         presets=reg.all_presets())
+    tok = task.build_tokenizer(cfg)
+    return tok, task.build_data(tok, cfg), cfg
+
+
+def texts(tok, ds):
+    return {tok.decode(p) for p, _ in ds}
+
+
+def test_held_out_problems_never_appear_in_training():
+    tok, splits, _ = data()
+    train = texts(tok, itertools.islice(splits["train"], 20000))
+    for split in ("val", "test", "test_add3"):
+        assert not train & texts(tok, splits[split]), split
+    assert not texts(tok, splits["val"]) & texts(tok, splits["test"])
+
+
+def test_test_long_has_longer_operands_than_training():
+    tok, splits, cfg = data()
+    for problem in texts(tok, splits["test_long"]):
+        a, b = problem.rstrip("=").replace("*", "+").replace("-", "+").split("+")
+        assert len(a) >= 4 and len(b) >= 4
+
+
+def test_answers_are_reversed_and_end_with_eos():
+    tok = ar.make_tokenizer()
+    prompt, answer = ar.encode(tok, "12+9=", "21", reverse=True)
+    assert tok.decode(prompt) == "12+9=" and tok.decode(answer) == "12" and answer[-1] == tok.EOS
+
+
+def test_collate_left_pads_prompts_and_aligns_targets():
+    tok = ar.make_tokenizer()
+    batch = ar.collate([ar.encode(tok, "1+1=", "2", False), ar.encode(tok, "100+200=", "300", False)])
+    P = int(batch["prefix_len"][0])
+    assert P == 8 and batch["inputs"].shape == (2, 12)
+    assert tok.decode(batch["inputs"][0, :P].tolist()) == "1+1=" and batch["padding"][0, :4].all()
+    # the token after the prompt is predicted at position P - 1
+    assert batch["targets"][1, P - 1:P + 3].tolist() == tok.encode("300") + [tok.EOS]
+    assert (batch["targets"][:, : P - 1] == suite.IGNORE).all()
+
+
+def test_exact_match_compares_answers_up_to_eos():
+    from suite.tasks.generation import _until_eos
+
+    a = torch.tensor([[5, 6, 2, 7, 7], [5, 6, 2, 2, 2]])
+    assert torch.equal(_until_eos(a, 2)[0], _until_eos(a, 2)[1])
+
+
+def test_bad_ops_setting_is_rejected():
+    with pytest.raises(suite.SuiteError, match="data.ops"):
+        data(**{"data.ops": "/"})

@@ -1,0 +1,112 @@
+"""The CLI end to end on tiny budgets: train, eval, predict, resume, init-from, errors."""
+import json
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from suite import cli
+
+from conftest import TINY, metrics, run_dir_from, run_suite
+
+
+def test_train_writes_a_complete_run_directory(arith_run):
+    for path in ("config.yaml", "tokenizer.json", "checkpoints/last.ckpt", "weights/backbone.safetensors",
+                 "weights/adapter.safetensors", "weights/head.safetensors", "metrics.json", "logs/metrics.csv"):
+        assert (arith_run / path).is_file(), path
+    m = metrics(arith_run)
+    assert m["step"] == 30 and m["primary"] == "exact_match"
+    assert set(m["splits"]) == {"val", "test", "test_add3", "test_long"}
+    assert [h["step"] for h in m["history"]] == [15, 30]  # no sanity-check validation at step 0
+    cfg = yaml.safe_load((arith_run / "config.yaml").read_text())
+    assert cfg["task"] == "arithmetic" and cfg["trainer"]["max_steps"] == 30 and cfg["backbone"]["d_model"] == 64
+    # split by prefix: nothing but backbone tensors in backbone.safetensors
+    assert all(k.startswith(("blocks.", "pos_emb", "ln_f")) for k in load_file(arith_run / "weights/backbone.safetensors"))
+
+
+def test_eval_reproduces_the_metrics_of_the_run(arith_run):
+    out = run_suite("eval", arith_run, "--no-progress").stdout
+    saved = metrics(arith_run)["splits"]["test_long"]["loss"]
+    assert f"{saved:.4f}" in out and "test_add3" in out
+
+
+def test_predict_answers_a_problem_with_a_number(arith_run):
+    out = run_suite("predict", arith_run, "123+456").stdout.strip()
+    assert out.lstrip("-").isdigit() or out == "", out
+    assert run_suite("predict", arith_run, "123 + 456 =").stdout.strip() == out
+
+
+def in_process(capsys, *args):
+    """The same CLI entry point, called in this process: for the paths that fail before training."""
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("bad", ["12a+4", "", "1+", "+-"])
+def test_predict_rejects_malformed_problems_in_one_line(arith_run, bad, capsys):
+    code, _, err = in_process(capsys, "predict", arith_run, bad)
+    assert code == 2
+    assert err.strip().startswith("suite: error:") and len(err.strip().splitlines()) == 1
+    assert "is not a problem" in err
+
+
+def test_resume_continues_with_the_same_step_count(arith_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(arith_run, run)
+    proc = run_suite("train", "--resume", run, "--trainer.max_steps", 40, "--no-progress")
+    assert run_dir_from(proc.stdout) == run
+    assert metrics(run)["step"] == 40
+    assert torch.load(run / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 40
+    assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_steps"] == 40
+
+
+def test_init_from_with_frozen_backbone_loads_counts_and_keeps_weights(arith_run, tmp_path):
+    proc = run_suite("train", "--task", "arithmetic", *TINY, "--init-from", arith_run, "--freeze", "backbone",
+                     "--trainer.max_steps", 10, "--trainer.val_check_interval", 10,
+                     "--data.val_size", 32, "--data.test_size", 32, "--run.root", tmp_path)
+    source = load_file(arith_run / "weights/backbone.safetensors")
+    assert f"loaded {len(source)} tensors, skipped 0" in proc.stdout
+    new = run_dir_from(proc.stdout)
+    after = load_file(new / "weights/backbone.safetensors")
+    assert all(torch.equal(source[k], after[k]) for k in source)  # frozen: unchanged by training
+    assert not torch.equal(load_file(arith_run / "weights/head.safetensors")["out.weight"],
+                           load_file(new / "weights/head.safetensors")["out.weight"])  # the head is new
+    assert metrics(new)["init"]["loaded"] == len(source)
+
+
+def test_init_from_a_run_of_another_preset_is_a_clear_error(arith_run, tmp_path, capsys):
+    code, _, err = in_process(capsys, "train", "--task", "arithmetic", "--backbone.preset", "small",
+                              "--init-from", arith_run, "--run.root", tmp_path)
+    assert code == 2
+    assert "preset 'tiny'" in err and "--backbone.preset tiny" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--task", "nope"], "unknown task 'nope'"),
+    (["train", "--task", "arithmetic", "--optim.lrr", "1"], "did you mean --optim.lr"),
+    (["train", "--task", "arithmetic", "--init-from", "no-such-thing"], "not a run directory and not a weight source"),
+    (["eval", "/nonexistent/run"], "not a run directory"),
+    (["train", "--task", "arithmetic", "--data.ops", "/"], "data.ops must be made of"),
+])
+def test_bad_input_is_one_line_and_non_zero(tmp_path, args, message, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = in_process(capsys, *args)
+    assert code == 2, err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_print_config_shows_the_resolved_settings(capsys):
+    code, out, _ = in_process(capsys, "train", "--task", "arithmetic", "--trainer.max_steps", 7, "--print-config")
+    cfg = yaml.safe_load(out)
+    assert cfg["trainer"]["max_steps"] == 7 and cfg["backbone"]["n_layers"] == 4 and cfg["data"]["ops"] == "+-"
+
+
+def test_help_lists_the_commands():
+    out = run_suite("--help").stdout
+    for command in ("train", "eval", "predict", "plugins", "tasks"):
+        assert command in out
