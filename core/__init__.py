@@ -5,16 +5,24 @@ weight-source types, tokenizer/adapter/head building blocks and the shared objec
 """
 from .adapters import EmbeddingAdapter, PatchAdapter
 from .backbone import Backbone, BackboneConfig, attention_mask
+from .datasets import class_folders, stratified_split
 from .errors import SuiteError
 from .heads import ClassifierHead, TokenHead, pool
 from .hookspecs import hookimpl
+from .registry import get_registry
+from .runs import load_run
 from .task import Pretrained, Task, WeightSource
 from .tokenizer import CharTokenizer, Tokenizer
-from suite.tasks import IGNORE, Classification, Generation, Objective, greedy_decode
+from suite.tasks import IGNORE, Classification, Generation, Objective, greedy_decode, top_classes
+from suite.tasks import Choice, mask_options
+from suite.tasks import LanguageModel, sample
 
 __all__ = [
     "hookimpl", "Task", "WeightSource", "Pretrained", "SuiteError",
     "Tokenizer", "CharTokenizer", "EmbeddingAdapter", "PatchAdapter", "ClassifierHead", "TokenHead", "pool",
     "Backbone", "BackboneConfig", "attention_mask",
-    "Objective", "Classification", "Generation", "greedy_decode", "IGNORE",
+    "Objective", "Classification", "top_classes", "Generation", "greedy_decode", "IGNORE",
+    "Choice", "mask_options",
+    "load_run", "get_registry", "class_folders", "stratified_split",
+    "LanguageModel", "sample",
 ]

@@ -11,11 +11,13 @@ from .registry import DISABLE_ENV, get_registry
 
 EPILOG = """examples:
   suite tasks
-  suite train --task arithmetic
+  suite train --task chess
   suite train --task arithmetic --trainer.max_steps 200 --backbone.preset small
-  suite train --task chess --init-from runs/arithmetic/20260101-120000 --freeze backbone
+  suite train --task vision --init-from runs/chess/20260101-120000 --freeze backbone
+  suite train --task audio --init-from minilm --freeze fpt
   suite eval runs/arithmetic/20260101-120000
   suite predict runs/arithmetic/20260101-120000 "123+456"
+  suite transfer --sources chess,text,minilm --targets vision,audio
 
 Any setting of the resolved config (see --print-config) is overridden as --section.key VALUE.
 Set {env}=1 to load only the built-in plugins.""".format(env=DISABLE_ENV)
@@ -64,6 +66,21 @@ def cmd_predict(args, extra) -> int:
     return 0
 
 
+def cmd_transfer(args, extra) -> int:
+    from . import transfer
+
+    if extra:
+        raise SuiteError(f"unexpected arguments: {' '.join(extra)}")
+    overrides = {"sources": args.sources, "targets": args.targets, "freeze": args.freeze, "seeds": args.seeds,
+                 "lrs": args.lrs, "preset": args.preset, "target_steps": args.target_steps,
+                 "source_steps": args.source_steps, "out": args.out}
+    exp = transfer.load_experiment(args.profile, args.config, overrides)
+    out = Path(exp.get("out") or f"runs/transfer/{exp.get('profile', 'custom')}")
+    transfer.run_experiment(exp, get_registry(), out, progress=not args.no_progress)
+    print(f"report: {out / 'report.md'}  (also results.json, heatmap.png, curves.png)")
+    return 0
+
+
 def cmd_plugins(args, extra) -> int:
     registry = get_registry()
     registry.all_tasks()
@@ -72,7 +89,8 @@ def cmd_plugins(args, extra) -> int:
         print(f"{info.name}  [{dist}]")
         if info.error:
             print(f"    FAILED TO LOAD: {info.error}")
-        for label, items in (("tasks", info.tasks), ("weight sources", info.weight_sources), ("commands", info.commands)):
+        for label, items in (("tasks", info.tasks), ("weight sources", info.weight_sources),
+                             ("backbone presets", info.presets), ("commands", info.commands)):
             if items:
                 print(f"    {label}: {', '.join(items)}")
     return 0
@@ -114,6 +132,23 @@ def build_parser(registry) -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("input", help="the raw input: a problem, a FEN, a file path, a prompt (task dependent)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("transfer", help="pretrain on A, fine-tune on B, against scratch: the source x target matrix",
+                       description="Run the transfer matrix and write results.json, report.md, heatmap.png and "
+                                   "curves.png. Re-running the same command resumes it, skipping finished runs.")
+    p.add_argument("--profile", default="quick", help="a profile in configs/transfer/ (quick: CPU, 20 min; full: GPU)")
+    p.add_argument("--config", help="an experiment YAML merged over the profile")
+    p.add_argument("--sources", help="comma-separated tasks and weight sources, or 'all'")
+    p.add_argument("--targets", help="comma-separated tasks, or 'all'")
+    p.add_argument("--freeze", help="comma-separated freeze modes: none, backbone, fpt")
+    p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
+    p.add_argument("--lrs", help="comma-separated learning rates swept for every arm")
+    p.add_argument("--preset", help="backbone preset of every task arm")
+    p.add_argument("--target-steps", type=int, help="fine-tuning steps of every arm")
+    p.add_argument("--source-steps", type=int, help="pretraining steps of every task source")
+    p.add_argument("--out", help="output directory (default from the profile)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_transfer)
 
     sub.add_parser("plugins", help="list plugins and what they add").set_defaults(func=cmd_plugins)
     sub.add_parser("tasks", help="list tasks").set_defaults(func=cmd_tasks)

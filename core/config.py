@@ -37,7 +37,8 @@ def load_yaml(path) -> dict:
 
 
 def shipped_presets() -> dict[str, dict]:
-    return {p.name[:-5]: load_yaml(p) for p in configs_dir().joinpath("backbone").iterdir() if p.name.endswith(".yaml")}
+    return {p.name[:-5]: load_yaml(p) for p in sorted(configs_dir().joinpath("backbone").iterdir(), key=lambda p: p.name)
+            if p.name.endswith(".yaml")}
 
 
 def merge(base: dict, update: dict) -> dict:
@@ -74,6 +75,11 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
             out[key] = value
         if out[key] is None and value.lower() not in ("null", "none", "~"):
             out[key] = value
+        if isinstance(out[key], str):  # YAML reads 1e-4 (no dot) as a string; a user means the number
+            try:
+                out[key] = float(out[key]) if out[key].strip().lower() not in ("nan", "inf", "-inf", "infinity") else out[key]
+            except ValueError:
+                pass
         i += 1
     return out
 
@@ -101,6 +107,9 @@ def apply_overrides(cfg: dict, overrides: dict[str, Any]) -> dict:
         if node is None or (parts[-1] not in node and parts[0] not in OPEN_SECTIONS):
             hint = difflib.get_close_matches(dotted, known, n=1)
             raise SuiteError(f"unknown setting --{dotted}" + (f"; did you mean --{hint[0]}?" if hint else " (see --print-config)"))
+        old = node.get(parts[-1])
+        if isinstance(old, (int, float)) and not isinstance(old, bool) and isinstance(value, str):
+            raise SuiteError(f"--{dotted} takes a number (such as {old!r}), not {value!r}")
         node[parts[-1]] = value
     return cfg
 

@@ -28,6 +28,7 @@ class PluginInfo:
     version: str = ""
     tasks: list[str] = field(default_factory=list)
     weight_sources: list[str] = field(default_factory=list)
+    presets: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     error: str = ""
 
@@ -104,7 +105,7 @@ class Registry:
         self.commands: dict[str, Command] = {}
         self._owner: dict[tuple[str, str], str] = {}
         for info in self.plugins.values():
-            info.tasks, info.weight_sources, info.commands = [], [], []
+            info.tasks, info.weight_sources, info.presets, info.commands = [], [], [], []
 
         def claim(kind: str, name: str, info: PluginInfo) -> None:
             key = (kind, name)
@@ -129,6 +130,7 @@ class Registry:
         def add_preset(info, name, config):
             claim("preset", name, info)
             self.presets[name] = dict(config)
+            info.presets.append(name)
 
         def add_command(info, name, help, configure, run):
             claim("command", name, info)

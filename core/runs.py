@@ -108,24 +108,48 @@ def same_architecture(a: dict, b: dict) -> bool:
     return all(a.get(k) == b.get(k) for k in ARCHITECTURE_FIELDS)
 
 
-def resolve_init(spec: str, registry) -> tuple[str, dict, dict[str, torch.Tensor], str]:
+def resolve_init(spec: str, registry, pretrained=None) -> tuple[str, dict, dict[str, torch.Tensor], str]:
     """``--init-from`` -> (kind, backbone config, backbone state dict with 'backbone.' stripped, origin).
 
-    ``spec`` is a run directory or a weight source, ``NAME`` or ``NAME:ARGUMENT``.
+    ``spec`` is a run directory or a weight source, ``NAME`` or ``NAME:ARGUMENT``; ``pretrained``
+    is the source's already loaded :class:`suite.Pretrained`, if the caller has it.
     """
     path = Path(spec)
     if path.is_dir():
         cfg = read_config(path)
         state = read_weights(path / "weights" / "backbone.safetensors")
         return "run", cfg["backbone"], state, f"run {path} (task {cfg.get('task')})"
+    pre = pretrained if pretrained is not None else load_source(spec, registry)
+    state = {k[len("backbone."):]: v for k, v in pre.state_dict.items() if k.startswith("backbone.")}
+    return "source", dict(pre.backbone), state, f"weight source {spec}" + (f" ({pre.description})" if pre.description else "")
+
+
+def load_source(spec: str, registry):
+    """``NAME`` or ``NAME:ARGUMENT`` -> the weight source's :class:`suite.Pretrained`."""
     sources = registry.all_weight_sources()
     name, _, arg = spec.partition(":")
     if name not in sources:
         known = ", ".join(sources) or "none installed"
         raise SuiteError(f"--init-from {spec}: not a run directory and not a weight source (sources: {known})")
-    pre = sources[name].load(arg)
-    state = {k[len("backbone."):]: v for k, v in pre.state_dict.items() if k.startswith("backbone.")}
-    return "source", dict(pre.backbone), state, f"weight source {spec}" + (f" ({pre.description})" if pre.description else "")
+    return sources[name].load(arg)
+
+
+def init_own_parts(module, state: dict[str, torch.Tensor], origin: str) -> int:
+    """Load a source's ``adapter.`` and ``head.`` tensors into a task that adopted the source's
+    vocabulary (``Task.tokenizer_from_source``); tensors the task's modules lack are left out."""
+    loaded = 0
+    for part in ("adapter", "head"):
+        own = getattr(module, part).state_dict()
+        fit = {}
+        for k, v in state.items():
+            if k.startswith(part + ".") and k[len(part) + 1:] in own:
+                key = k[len(part) + 1:]
+                if own[key].shape != v.shape:
+                    raise SuiteError(f"{origin}: {part} tensor {key} has shape {tuple(v.shape)}, this model needs {tuple(own[key].shape)}")
+                fit[key] = v
+        getattr(module, part).load_state_dict(fit, strict=False)
+        loaded += len(fit)
+    return loaded
 
 
 def init_backbone(module, state: dict[str, torch.Tensor], origin: str) -> dict[str, int]:

@@ -52,6 +52,12 @@ class Task:
         """Class names, for classification tasks."""
         raise NotImplementedError
 
+    def tokenizer_from_source(self, pretrained: "Pretrained", cfg: dict) -> Tokenizer | None:
+        """With ``--init-from`` a weight source: a tokenizer for the source's own vocabulary
+        (``pretrained.tokenizer``), so that the source's ``adapter.`` and ``head.`` tensors load too.
+        The default, None, keeps ``build_tokenizer`` and a fresh adapter and head."""
+        return None
+
     def predict(self, model, text: str, options: dict) -> str:
         """Answer one raw input given on the command line (``suite predict RUN INPUT``)."""
         raise NotImplementedError(f"task {self.name!r} does not support predict")
@@ -60,11 +66,14 @@ class Task:
 @dataclass
 class Pretrained:
     """Weights from a weight source: a backbone config (BackboneConfig fields) and a state dict
-    whose keys start with ``backbone.`` (and optionally ``adapter.`` for the source's own domain)."""
+    whose keys start with ``backbone.`` (and optionally ``adapter.`` and ``head.`` for the source's
+    own domain). ``tokenizer`` describes the source's vocabulary (JSON values, e.g. a vocabulary
+    file) for tasks that can adopt it through ``Task.tokenizer_from_source``."""
 
     backbone: dict
     state_dict: dict[str, torch.Tensor]
     description: str = ""
+    tokenizer: dict | None = None
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """Training and evaluation of one run: builds the module, the data and the Trainer, writes the run directory."""
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 import logging
 import time
@@ -29,12 +31,18 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*LitLogger.*")
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=r".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")  # Lightning 2.6 on torch 2.11
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")
 
 
 def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extra_callbacks=()) -> pl.Trainer:
     t = dict(cfg["trainer"])
+    accepted = inspect.signature(pl.Trainer).parameters
+    for key in t:
+        if key not in accepted:
+            hint = difflib.get_close_matches(key, list(accepted), n=1)
+            raise SuiteError(f"unknown setting --trainer.{key}" + (f"; did you mean --trainer.{hint[0]}?" if hint else ""))
     callbacks = list(extra_callbacks)
     if run_dir is not None:
         callbacks.append(ModelCheckpoint(
@@ -57,20 +65,28 @@ def build(task, cfg: dict, tokenizer=None):
     return tokenizer, SuiteModule(task, tokenizer, cfg)
 
 
-def apply_init(module: SuiteModule, cfg: dict, registry, origin_state=None) -> dict | None:
-    """--init-from and --freeze. Returns the loaded/skipped/initialised counts, or None."""
+def apply_init(module: SuiteModule, cfg: dict, registry, origin_state=None, own_parts: bool = False) -> dict | None:
+    """--init-from and --freeze. Returns the loaded/skipped/initialised counts, or None.
+
+    ``own_parts``: the task adopted the weight source's vocabulary, so the source's ``adapter.``
+    and ``head.`` tensors are loaded as well (``origin_state`` is then adopt_source_backbone's)."""
     counts = None
     spec = cfg["init"].get("from")
     if spec:
-        kind, backbone, state, origin = origin_state or runs.resolve_init(str(spec), registry)
+        kind, backbone, state, origin = (origin_state or runs.resolve_init(str(spec), registry))[:4]
         if not runs.same_architecture(backbone, cfg["backbone"]):
             raise SuiteError(
                 f"--init-from {spec}: its backbone is {runs.describe_backbone(backbone)} but this run uses "
                 f"{runs.describe_backbone(cfg['backbone'])}; pass --backbone.preset {backbone.get('preset')}"
             )
         counts = runs.init_backbone(module, state, origin)
+        if own_parts:
+            own = runs.init_own_parts(module, origin_state[4].state_dict, origin)
+            counts["loaded"] += own
+            counts["initialised"] -= own
         print(f"init-from {origin}: loaded {counts['loaded']} tensors, skipped {counts['skipped']}, "
-              f"newly initialised {counts['initialised']} (adapter and head are new)")
+              f"newly initialised {counts['initialised']} "
+              + ("(the task uses the source's vocabulary and embeddings)" if own_parts else "(adapter and head are new)"))
     mode = cfg["init"].get("freeze") or "none"
     trainable = module.freeze_backbone(mode)
     if mode != "none":
@@ -80,11 +96,13 @@ def apply_init(module: SuiteModule, cfg: dict, registry, origin_state=None) -> d
 
 
 def adopt_source_backbone(cfg: dict, registry) -> tuple | None:
-    """A weight source (not a run directory) brings its own architecture: use it for this run."""
+    """A weight source (not a run directory) brings its own architecture: use it for this run.
+    Returns resolve_init's tuple with the source's suite.Pretrained appended, or None."""
     spec = cfg["init"].get("from")
     if not spec or Path(str(spec)).is_dir():
         return None
-    resolved = runs.resolve_init(str(spec), registry)
+    pretrained = runs.load_source(str(spec), registry)
+    resolved = (*runs.resolve_init(str(spec), registry, pretrained), pretrained)
     backbone = BackboneConfig.from_dict(resolved[1]).to_dict()
     backbone["dropout"] = cfg["backbone"].get("dropout", 0.0)
     cfg["backbone"] = {"preset": resolved[1].get("preset", str(spec).partition(":")[0]), **backbone}
@@ -98,8 +116,13 @@ def evaluate_module(module: SuiteModule, dm: SuiteDataModule, cfg: dict, progres
     return {s: module.results[s] for s in module.test_splits}
 
 
-def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bool = True) -> Path:
-    """Train one run and write its run directory; returns the directory."""
+def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bool = True,
+          data_cache: dict | None = None) -> Path:
+    """Train one run and write its run directory; returns the directory.
+
+    ``data_cache``: a dict shared by many runs in one process (the transfer matrix); runs of the
+    same task, data settings and seed reuse one tokenizer and one set of datasets.
+    """
     quiet_lightning()
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     if resume is not None:
@@ -113,8 +136,13 @@ def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bo
         init_counts = json.loads((run_dir / "metrics.json").read_text()).get("init") if (run_dir / "metrics.json").is_file() else None
     else:
         source = adopt_source_backbone(cfg, registry)
-        tokenizer, module = build(task, cfg)
-        init_counts = apply_init(module, cfg, registry, source)
+        # A task may adopt the source's vocabulary, and with it the source's embeddings.
+        tokenizer = task.tokenizer_from_source(source[4], cfg) if source else None
+        own_parts = tokenizer is not None
+        cache_key = json.dumps([task.name, cfg["data"], cfg["seed"]], sort_keys=True, default=str)
+        cached = data_cache.get(cache_key) if data_cache is not None and not own_parts else None
+        tokenizer, module = build(task, cfg, cached[0] if cached else tokenizer)
+        init_counts = apply_init(module, cfg, registry, source, own_parts=own_parts)
         run_dir = runs.new_run_dir(cfg)
         ckpt = None
     runs.save_run_files(run_dir, cfg, tokenizer)
@@ -123,13 +151,17 @@ def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bo
     print(f"task {task.name}: {n_params:,} parameters, backbone {runs.describe_backbone(cfg['backbone'])}, "
           f"{cfg['trainer']['max_steps']} steps")
 
-    dm = SuiteDataModule(task, tokenizer, cfg)
+    dm = SuiteDataModule(task, tokenizer, cfg, datasets=cached[1] if resume is None and cached else None)
+    if data_cache is not None and resume is None and not own_parts:
+        dm.setup()
+        data_cache[cache_key] = (tokenizer, dm.datasets)
     trainer = make_trainer(cfg, run_dir, progress=progress)
     start = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
     if trainer.interrupted:
         raise SuiteError(f"training interrupted at step {trainer.global_step}; continue with: suite train --resume {run_dir}")
     train_time = time.time() - start
+    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)  # resumable from the final step
     runs.save_weights(module, run_dir)
 
     results = evaluate_module(module, dm, cfg, progress)

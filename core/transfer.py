@@ -314,7 +314,19 @@ def write_report(exp: dict, results: list[dict], summary: dict, out: Path) -> No
     plot_curves(results, summary, out / "curves.png")
 
 
+def noise_units(gain: float, ci: float) -> float:
+    """A gain in units of its 95% half-width, clipped to [-2, 2]; 0 when there is no interval."""
+    if math.isnan(ci):
+        return 0.0
+    if ci == 0:
+        return 0.0 if gain == 0 else math.copysign(2.0, gain)
+    return max(-2.0, min(2.0, gain / ci))
+
+
 def plot_heatmap(exp: dict, summary: dict, path: Path) -> None:
+    """Sources x targets, one panel per freeze mode, each cell annotated with the gain over scratch.
+    Targets have different metrics, so the colour is unit-free: the gain divided by the half-width
+    of its 95% interval, clipped to [-2, 2] (beyond +-1 the gain is distinguishable from noise)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -322,30 +334,30 @@ def plot_heatmap(exp: dict, summary: dict, path: Path) -> None:
     import numpy as np
 
     targets = list(summary)
-    sources = [s for s in exp["sources"]]
+    sources = list(exp["sources"])
     freezes = exp["freeze"]
-    fig, axes = plt.subplots(1, len(freezes), figsize=(1.6 + 1.3 * len(targets) * len(freezes), 1.2 + 0.55 * len(sources)),
+    labels = []
+    for t in targets:
+        row = next(iter(summary[t].values()))
+        labels.append(f"{t}\n({'' if row['higher_is_better'] else '-'}{row['metric']})")
+    fig, axes = plt.subplots(1, len(freezes), figsize=(1.6 + 1.4 * len(targets) * len(freezes), 1.4 + 0.55 * len(sources)),
                              squeeze=False)
     for ax, freeze in zip(axes[0], freezes):
-        gains = np.full((len(sources), len(targets)), np.nan)
-        for j, t in enumerate(targets):
-            for i, s in enumerate(sources):
-                row = summary[t].get(f"{s}/{freeze}")
-                if row:
-                    gains[i, j] = row["gain"]
-        lim = np.nanmax(np.abs(gains)) if np.isfinite(gains).any() else 1.0
-        ax.imshow(gains, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
-        for i in range(len(sources)):
-            for j, t in enumerate(targets):
-                row = summary[t].get(f"{sources[i]}/{freeze}")
-                text = "—" if row is None else f"{row['gain']:+.3f}" + ("*" if row["distinguishable"] else "")
-                ax.text(j, i, text, ha="center", va="center", fontsize=8)
-        ax.set_xticks(range(len(targets)), targets, rotation=30, ha="right")
+        rows = [[summary[t].get(f"{s}/{freeze}") for t in targets] for s in sources]
+        shade = np.array([[np.nan if r is None else noise_units(r["gain"], r["gain_ci95"]) for r in row] for row in rows])
+        ax.imshow(shade, cmap="RdBu", vmin=-2, vmax=2, aspect="auto")
+        for i, row in enumerate(rows):
+            for j, r in enumerate(row):
+                text = "—" if r is None else f"{r['gain']:+.3f}" + ("*" if r["distinguishable"] else "")
+                dark = r is not None and abs(shade[i, j]) > 1.2
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+        ax.set_xticks(range(len(targets)), labels, fontsize=8)
         ax.set_yticks(range(len(sources)), sources)
         ax.set_title(f"gain over scratch, freeze={freeze}", fontsize=9)
         ax.set_xlabel("target")
     axes[0][0].set_ylabel("source")
-    fig.suptitle("Transfer: test score gain over scratch (higher is better; * = 95% interval excludes 0)", fontsize=9)
+    fig.suptitle("Transfer: test score gain over scratch (higher is better; * = 95% interval excludes 0;\n"
+                 "colour: gain / half-width of its 95% interval, clipped to +-2)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
@@ -361,12 +373,14 @@ def plot_curves(results: list[dict], summary: dict, path: Path) -> None:
     cols = min(3, len(targets))
     rows_n = math.ceil(len(targets) / cols)
     fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.2 * rows_n), squeeze=False)
+    arms = list(dict.fromkeys(arm for rows in summary.values() for arm in rows))
+    colour = {arm: plt.get_cmap("tab10")(i % 10) for i, arm in enumerate(arms)}  # one colour per arm in every panel
     for ax, target in zip(axes.flat, targets):
         for arm, row in summary[target].items():
             curves = [r["curve"] for r in results if r["target"] == target and r["arm"] == arm and r["lr"] == row["best_lr"]]
             steps = sorted({s for c in curves for s, _ in c})
             means = [statistics.fmean(v for c in curves for s2, v in c if s2 == s) for s in steps]
-            ax.plot(steps, means, marker="o", markersize=3, label=f"{arm} (lr {row['best_lr']:g})",
+            ax.plot(steps, means, marker="o", markersize=3, label=f"{arm} (lr {row['best_lr']:g})", color=colour[arm],
                     linestyle="--" if row["source"] == SCRATCH else "-")
         metric = next(iter(summary[target].values()))
         ax.set_title(target, fontsize=10)

@@ -9,6 +9,12 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from .objective import Objective
 
 
+def top_classes(probs: torch.Tensor, classes: list[str], top: int = 1) -> str:
+    """(n_classes,) probabilities -> the ``top`` likeliest classes, one ``name<TAB>probability`` line each."""
+    values, idx = probs.topk(max(1, min(top, len(classes))))
+    return "\n".join(f"{classes[i]}\t{v:.4f}" for v, i in zip(values.tolist(), idx.tolist()))
+
+
 class Classification(Objective):
     """Batches hold ``inputs`` and ``label`` (B,); the head returns (B, n_classes) logits.
 

@@ -22,6 +22,15 @@ def run_suite(*args, cwd=None, env=None, check=True, timeout=600) -> subprocess.
     return proc
 
 
+def suite_main(capsys, *args) -> tuple[int, str, str]:
+    """The same CLI entry point in this process (for fast paths and errors): (exit status, stdout, stderr)."""
+    from suite import cli
+
+    code = cli.main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def run_dir_from(output: str) -> Path:
     lines = [l for l in output.splitlines() if l.startswith("run directory: ")]
     assert lines, output

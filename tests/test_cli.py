@@ -6,9 +6,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from suite import cli
 
-from conftest import TINY, metrics, run_dir_from, run_suite
+from conftest import TINY, metrics, run_dir_from, run_suite, suite_main
 
 
 def test_train_writes_a_complete_run_directory(arith_run):
@@ -37,16 +36,9 @@ def test_predict_answers_a_problem_with_a_number(arith_run):
     assert run_suite("predict", arith_run, "123 + 456 =").stdout.strip() == out
 
 
-def in_process(capsys, *args):
-    """The same CLI entry point, called in this process: for the paths that fail before training."""
-    code = cli.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.parametrize("bad", ["12a+4", "", "1+", "+-"])
 def test_predict_rejects_malformed_problems_in_one_line(arith_run, bad, capsys):
-    code, _, err = in_process(capsys, "predict", arith_run, bad)
+    code, _, err = suite_main(capsys, "predict", arith_run, bad)
     assert code == 2
     assert err.strip().startswith("suite: error:") and len(err.strip().splitlines()) == 1
     assert "is not a problem" in err
@@ -79,7 +71,7 @@ def test_init_from_with_frozen_backbone_loads_counts_and_keeps_weights(arith_run
 
 
 def test_init_from_a_run_of_another_preset_is_a_clear_error(arith_run, tmp_path, capsys):
-    code, _, err = in_process(capsys, "train", "--task", "arithmetic", "--backbone.preset", "small",
+    code, _, err = suite_main(capsys, "train", "--task", "arithmetic", "--backbone.preset", "small",
                               "--init-from", arith_run, "--run.root", tmp_path)
     assert code == 2
     assert "preset 'tiny'" in err and "--backbone.preset tiny" in err
@@ -95,13 +87,13 @@ def test_init_from_a_run_of_another_preset_is_a_clear_error(arith_run, tmp_path,
 ])
 def test_bad_input_is_one_line_and_non_zero(tmp_path, args, message, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, _, err = in_process(capsys, *args)
+    code, _, err = suite_main(capsys, *args)
     assert code == 2, err
     assert message in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_print_config_shows_the_resolved_settings(capsys):
-    code, out, _ = in_process(capsys, "train", "--task", "arithmetic", "--trainer.max_steps", 7, "--print-config")
+    code, out, _ = suite_main(capsys, "train", "--task", "arithmetic", "--trainer.max_steps", 7, "--print-config")
     cfg = yaml.safe_load(out)
     assert cfg["trainer"]["max_steps"] == 7 and cfg["backbone"]["n_layers"] == 4 and cfg["data"]["ops"] == "+-"
 

@@ -10,6 +10,13 @@ def test_overrides_are_read_as_yaml_scalars():
                                   "--optim.betas", "[0.9, 0.95]", "--run.name", "null"])
     assert got == {"trainer.max_steps": 200, "data.ops": "+-", "data.reverse": False,
                    "optim.betas": [0.9, 0.95], "run.name": None}
+    # YAML reads 1e-4 (no dot) as text; on the command line it is the number
+    assert config.parse_overrides(["--optim.lr", "1e-4", "--run.name", "1e4x"]) == {"optim.lr": 1e-4, "run.name": "1e4x"}
+
+
+def test_text_where_a_number_belongs_is_one_clear_error():
+    with pytest.raises(SuiteError, match="--optim.lr takes a number .*not 'fast'"):
+        resolve(**{"optim.lr": "fast"})
 
 
 @pytest.mark.parametrize("args, message", [

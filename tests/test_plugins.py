@@ -111,3 +111,5 @@ def test_the_environment_variable_disables_external_plugins(tmp_path):
     proc = run_suite("plugins", env={"PYTHONPATH": str(tmp_path), "SUITE_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert "brokenplug" not in proc.stdout + proc.stderr
     assert "arithmetic  [suite" in proc.stdout
+    assert "backbone presets: base, small, tiny" in proc.stdout  # the host's own, from configs/backbone/
+    assert "weight sources: hf, minilm\n    backbone presets: minilm" in proc.stdout  # the text plugin's

@@ -84,6 +84,9 @@ def test_statistics():
     assert mean == 2.0 and ci == pytest.approx(4.303 * 1.0 / 3 ** 0.5)
     gain, ci = transfer.welch([2.0, 2.1, 1.9], [1.0, 1.1, 0.9])
     assert gain == pytest.approx(1.0) and 0 < ci < 1.0
+    # the heatmap's colour: the gain in units of its interval, clipped, whatever the metric's scale
+    assert transfer.noise_units(0.5, 1.0) == 0.5 and transfer.noise_units(-30.0, 1.0) == -2.0
+    assert transfer.noise_units(0.1, float("nan")) == 0.0
 
 
 def test_unknown_source_is_a_clear_error(tmp_path):

@@ -89,15 +89,12 @@ class FixedSet(Dataset):
 
 def collate(samples: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
     """Left-pad prompts so every answer starts at the same position P; right-pad answers."""
-    PAD = suite.CharTokenizer.PAD
+    PAD, IGNORE = suite.CharTokenizer.PAD, suite.IGNORE
     P = max(len(p) for p, _ in samples)
     A = max(len(a) for _, a in samples)
-    inputs = torch.full((len(samples), P + A), PAD, dtype=torch.long)
-    targets = torch.full_like(inputs, suite.IGNORE)
-    for i, (p, a) in enumerate(samples):
-        inputs[i, P - len(p):P] = torch.tensor(p)
-        inputs[i, P:P + len(a)] = torch.tensor(a)
-        targets[i, P - 1:P - 1 + len(a)] = torch.tensor(a)  # position t predicts token t + 1
+    inputs = torch.tensor([[PAD] * (P - len(p)) + p + a + [PAD] * (A - len(a)) for p, a in samples])
+    # Position t predicts token t + 1: the answer and its EOS are predicted from P - 1 on.
+    targets = torch.tensor([[IGNORE] * (P - 1) + a + [IGNORE] * (A - len(a) + 1) for _, a in samples])
     return {"inputs": inputs, "targets": targets, "padding": inputs == PAD,
             "prefix_len": torch.full((len(samples),), P, dtype=torch.long)}
 

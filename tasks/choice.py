@@ -1,0 +1,80 @@
+"""Choice among legal options: the head scores a fixed set of options (chess moves, game actions),
+only some of which are allowed in each sample, and one or several of them are right.
+
+Batches hold:
+  inputs   the model's input
+  label    (B,)    the index of the right option
+  legal    (B, n)  bool, optional: which options are allowed; predictions never pick others
+  correct  (B, n)  bool, optional: every right option (several mating moves, ...); overrides label
+
+Training uses plain cross-entropy over all options by default, so the model also learns which
+options are legal (``model.mask_loss: true`` masks illegal options out of the loss instead).
+Metrics: ``accuracy`` of the best legal option (top-1), ``top3_accuracy``, ``legal_rate`` (how
+often the unmasked argmax is a legal option) and the loss.
+"""
+from __future__ import annotations
+
+import torch
+from torchmetrics import MeanMetric, MetricCollection
+
+from .objective import Objective
+
+
+def mask_options(logits: torch.Tensor, legal: torch.Tensor | None) -> torch.Tensor:
+    """Logits with every option that is not legal set to -inf (rows with no legal option are kept)."""
+    if legal is None:
+        return logits
+    legal = legal | ~legal.any(-1, keepdim=True)
+    return logits.masked_fill(~legal, float("-inf"))
+
+
+def choice_loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
+    """Cross-entropy of the right option, or of the set of right options (-log of their total probability)."""
+    log_z = torch.logsumexp(logits, -1)
+    correct = batch.get("correct")
+    if correct is None:
+        right = logits.gather(1, batch["label"][:, None])[:, 0]
+    else:
+        right = torch.logsumexp(logits.masked_fill(~correct, float("-inf")), -1)
+    return (log_z - right).mean()
+
+
+class Choice(Objective):
+    primary = "accuracy"
+
+    def __init__(self, task, tokenizer, cfg):
+        super().__init__(task, tokenizer, cfg)
+        self.mask_loss = bool(cfg.get("model", {}).get("mask_loss", False))
+
+    def make_metrics(self):
+        return MetricCollection({
+            "accuracy": MeanMetric(), "top3_accuracy": MeanMetric(), "legal_rate": MeanMetric(), "loss": MeanMetric(),
+        })
+
+    def loss(self, model, batch):
+        logits = model(batch)
+        if self.mask_loss:
+            logits = mask_options(logits, batch.get("legal"))
+        return choice_loss(logits, batch)
+
+    @staticmethod
+    def right(batch: dict, picks: torch.Tensor) -> torch.Tensor:
+        """(B, k) picked option indices -> (B, k) bool, whether each is a right option."""
+        if batch.get("correct") is not None:
+            return batch["correct"].gather(1, picks)
+        return picks == batch["label"][:, None]
+
+    def evaluate(self, model, batch, split):
+        logits = model(batch)
+        m = self.metrics(split, logits.device)
+        legal = batch.get("legal")
+        top = mask_options(logits, legal).topk(min(3, logits.shape[-1]), -1).indices  # (B, 3)
+        hits = self.right(batch, top)
+        m["accuracy"].update(hits[:, 0].float())
+        m["top3_accuracy"].update(hits.any(1).float())
+        if legal is not None:
+            m["legal_rate"].update(legal.gather(1, logits.argmax(-1, keepdim=True))[:, 0].float())
+        m["loss"].update(choice_loss(logits, batch), weight=len(logits))
+
+    def compute(self, split):
+        return {k: v for k, v in super().compute(split).items() if v == v}  # no legal_rate without legal masks
