@@ -1,0 +1,201 @@
+"""Audio: clip classification with AST-style spectrogram patches on the shared backbone.
+
+A mono waveform at ``sample_rate`` is cut or padded to ``clip_seconds``, turned into a log-mel
+spectrogram with torchaudio (``n_mels`` bins, ``hop_length``), normalised with the training
+set's mean and std (one scalar each, as in the Audio Spectrogram Transformer) and cut into
+non-overlapping ``patch_freq`` x ``patch_time`` patches; the adapter projects them to ``d_model``
+with a [CLS] vector and factorised frequency-row + time-column positions.
+
+Data (``--data.dataset``): ``chords`` (chord qualities synthesised with torch, the default),
+``folder`` (WAV/FLAC files in class subfolders) and ``speechcommands`` (torchaudio).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+import suite
+
+from .data import AudioSplits, fit_length, load_audio, read_audio
+
+
+# -- tokenizer --------------------------------------------------------------------------------
+@dataclasses.dataclass
+class AudioTokenizer(suite.Tokenizer):
+    """Waveforms (B, L) -> normalised time-frequency patches (B, rows * cols, patch_freq * patch_time).
+
+    rows = n_mels / patch_freq (frequency, low to high), cols = frames / patch_time (time).
+    """
+
+    sample_rate: int
+    clip_seconds: float
+    n_fft: int
+    hop_length: int
+    n_mels: int
+    f_min: float
+    f_max: float
+    patch_freq: int
+    patch_time: int
+    mean: float
+    std: float
+    classes: list[str]
+
+    def __post_init__(self):
+        if self.n_mels % self.patch_freq:
+            raise suite.SuiteError(f"data.patch_freq {self.patch_freq} must divide data.n_mels {self.n_mels}")
+        if self.time_patches < 1:
+            raise suite.SuiteError(
+                f"a {self.clip_seconds} s clip has {self.frames} frames, fewer than data.patch_time {self.patch_time}")
+
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.sample_rate * self.clip_seconds))
+
+    @property
+    def frames(self) -> int:
+        return self.clip_samples // self.hop_length + 1  # centred STFT frames
+
+    @property
+    def time_patches(self) -> int:
+        return self.frames // self.patch_time
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.n_mels // self.patch_freq, self.time_patches
+
+    @property
+    def patch_dim(self) -> int:
+        return self.patch_freq * self.patch_time
+
+    @functools.cached_property
+    def _mel(self):
+        import torchaudio
+
+        return torchaudio.transforms.MelSpectrogram(
+            self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels,
+            f_min=self.f_min, f_max=self.f_max, power=2.0)
+
+    def state(self):
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def log_mel(self, waves: torch.Tensor) -> torch.Tensor:
+        """(B, L) waveforms -> (B, n_mels, frames) float16 log-mel spectrograms (not normalised)."""
+        with torch.no_grad():
+            return self._mel(fit_length(waves.float(), self.clip_samples)).add_(1e-6).log_().half()
+
+    def patches(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, frames) log-mel -> (B, rows * cols, patch_dim) normalised float32 patches."""
+        x = (log_mel.float() - self.mean) / self.std
+        B = x.shape[0]
+        (R, C), pf, pt = self.grid, self.patch_freq, self.patch_time
+        x = x[:, :, :C * pt].reshape(B, R, pf, C, pt).permute(0, 1, 3, 2, 4)  # (B, R, C, pf, pt)
+        return x.reshape(B, R * C, pf * pt)
+
+    def encode(self, waves: torch.Tensor) -> torch.Tensor:
+        return self.patches(self.log_mel(waves))
+
+
+def tokenizer_from_config(d: dict, classes: list[str], mean: float = 0.0, std: float = 1.0) -> AudioTokenizer:
+    seconds = d["clip_seconds"] if d["clip_seconds"] is not None else (0.5 if d["dataset"] == "chords" else 1.0)
+    f_max = d["f_max"] if d["f_max"] is not None else d["sample_rate"] / 2
+    return AudioTokenizer(int(d["sample_rate"]), float(seconds), int(d["n_fft"]), int(d["hop_length"]),
+                          int(d["n_mels"]), float(d["f_min"]), float(f_max), int(d["patch_freq"]),
+                          int(d["patch_time"]), mean, std, list(classes))
+
+
+# -- data -------------------------------------------------------------------------------------
+class PatchSet(Dataset):
+    """A split as normalised patches, computed once (float16 to halve the memory)."""
+
+    def __init__(self, tokenizer: AudioTokenizer, log_mels: torch.Tensor, labels: torch.Tensor, chunk: int = 2048):
+        self.inputs = torch.cat([tokenizer.patches(log_mels[i:i + chunk]).half()
+                                 for i in range(0, len(log_mels), chunk)]) if len(log_mels) else \
+            torch.empty(0, tokenizer.grid[0] * tokenizer.grid[1], tokenizer.patch_dim, dtype=torch.half)
+        self.labels = labels.long()
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {"inputs": self.inputs[i].float(), "label": self.labels[i]}
+
+
+_CACHE: dict = {}
+
+
+def features_for(d: dict, seed: int) -> AudioSplits:
+    """Log-mel spectrograms of the configured data set, computed once per process."""
+    key = (seed, tuple(sorted((k, str(v)) for k, v in d.items() if k not in ("batch_size", "eval_batch_size", "num_workers"))))
+    if key not in _CACHE:
+        _CACHE.clear()
+        featurizer = tokenizer_from_config(d, [])
+        splits = load_audio(d, featurizer.log_mel, featurizer.sample_rate, featurizer.clip_seconds, seed)
+        if splits.skipped:
+            print(f"suite: audio: {splits.skipped} unreadable file(s) skipped in all", file=sys.stderr)
+        _CACHE[key] = splits
+    return _CACHE[key]
+
+
+def log_mel_stats(x: torch.Tensor) -> tuple[float, float]:
+    """Mean and std of all log-mel values (float64 sums, in chunks)."""
+    total, sq, n = 0.0, 0.0, 0
+    for i in range(0, len(x), 4096):
+        c = x[i:i + 4096].double()
+        total, sq, n = total + float(c.sum()), sq + float((c * c).sum()), n + c.numel()
+    mean = total / n
+    return round(mean, 6), round(max((sq / n - mean * mean), 1e-12) ** 0.5, 6)
+
+
+# -- the task ---------------------------------------------------------------------------------
+class AudioTask(suite.Task):
+    name = "audio"
+    domain = "audio"
+    description = "clip classification (synthesised chord qualities, a WAV/FLAC folder, SpeechCommands) with spectrogram patches"
+    objective = suite.Classification
+    mask = "bidirectional"
+    tokenizer_class = AudioTokenizer
+
+    def build_tokenizer(self, cfg):
+        d = cfg["data"]
+        data = features_for(d, int(cfg["seed"]))
+        mean, std = log_mel_stats(data.features["train"])
+        return tokenizer_from_config(d, data.classes, mean, std)
+
+    def build_adapter(self, tokenizer, d_model, cfg):
+        rows, cols = tokenizer.grid
+        if rows * cols + 1 > cfg["backbone"]["max_len"]:
+            raise suite.SuiteError(
+                f"{tokenizer.n_mels} mel bins x {tokenizer.frames} frames in {tokenizer.patch_freq}x{tokenizer.patch_time} "
+                f"patches make {rows * cols} + 1 tokens, more than the backbone's max_len {cfg['backbone']['max_len']}; "
+                f"raise --data.patch_time or --data.patch_freq")
+        return suite.PatchAdapter(tokenizer.patch_dim, d_model, tokenizer.grid)
+
+    def build_head(self, tokenizer, d_model, cfg):
+        return suite.ClassifierHead(d_model, len(tokenizer.classes), pooling=cfg["model"]["pooling"])
+
+    def build_data(self, tokenizer, cfg):
+        d = cfg["data"]
+        data = features_for(d, int(cfg["seed"]))
+        if list(data.classes) != list(tokenizer.classes):
+            raise suite.SuiteError(f"data set {d['dataset']!r} has classes {data.classes[:6]}, "
+                                   f"the run's tokenizer {tokenizer.classes[:6]}")
+        return {s: PatchSet(tokenizer, data.features[s], data.labels[s]) for s in ("train", "val", "test")}
+
+    def classes(self, tokenizer):
+        return tokenizer.classes
+
+    def predict(self, model, text, options):
+        tok = model.tokenizer
+        wave = read_audio(Path(text), tok.sample_rate)
+        probs = model({"inputs": tok.encode(wave[None])}).softmax(-1)[0]
+        return suite.top_classes(probs, tok.classes, int(options.get("top", 1)))
+
+
+@suite.hookimpl
+def suite_register_tasks(register):
+    register(AudioTask())

@@ -1,0 +1,149 @@
+"""Chess: learn moves from Stockfish-labelled positions or real PGN games, play games, speak UCI.
+
+Reads top to bottom: the board tokenizer and move vocabulary (tokenizer.py), the policy head
+(heads.py), the data (data.py, with generate.py for Stockfish self-play, pgn.py for PGN files,
+mate.py for mate-in-one puzzles), then the tasks and commands registered here:
+
+  chess        the next move (the policy), trained on Stockfish's best moves or the moves of PGN games
+  chess-value  the game's outcome (loss / draw / win for the side to move)
+  chess-mate   the mating move in mate-in-one positions (every mating move counts)
+
+  suite play RUN --opponent stockfish|random    matches, PGN out, score with CI and Elo difference
+  suite uci RUN                                 the model as a UCI engine on stdin/stdout
+"""
+from __future__ import annotations
+
+import suite
+
+from . import data as chess_data
+from .generate import cpu_cores, stockfish_positions
+from .heads import PolicyHead
+from .mate import cached_mate_positions
+from .pgn import read_pgn
+from .policy import move_probabilities, parse_fen, value_probabilities
+from .tokenizer import ChessTokenizer
+
+
+class ChessTask(suite.Task):
+    """The next move: Stockfish's best move, or the move played in a PGN game."""
+
+    name = "chess"
+    domain = "chess"
+    description = "next move from Stockfish-labelled self-play or PGN games; legal-move masked policy"
+    objective = suite.Choice
+    mask = "bidirectional"
+    tokenizer_class = ChessTokenizer
+    target = "move"
+
+    def build_tokenizer(self, cfg):
+        return ChessTokenizer(mirror=bool(cfg["data"].get("mirror", True)))
+
+    def build_adapter(self, tokenizer, d_model, cfg):
+        return suite.EmbeddingAdapter(tokenizer.vocab_size, d_model, padding_idx=None)
+
+    def build_head(self, tokenizer, d_model, cfg):
+        return PolicyHead(d_model)
+
+    # -- data ----------------------------------------------------------------------------------
+    def positions(self, cfg) -> chess_data.Positions:
+        d = cfg["data"]
+        source = d.get("source") or "auto"
+        if source not in ("auto", "stockfish", "pgn"):
+            raise suite.SuiteError(f"data.source must be auto, stockfish or pgn, not {source!r}")
+        if source == "pgn" or (source == "auto" and d.get("pgn")):
+            if not d.get("pgn"):
+                raise suite.SuiteError("data.source pgn needs --data.pgn FILE (or a glob; .pgn, .gz, .bz2, .zst)")
+            p, counts, files = read_pgn(d["pgn"], min_elo=int(d.get("min_elo") or 0), max_positions=int(d["positions"]))
+            print(counts.summary(files))
+            if not len(p):
+                raise suite.SuiteError(f"--data.pgn {d['pgn']}: no usable games ({counts.malformed} malformed, "
+                                       f"{counts.filtered} below min_elo, {counts.empty} without moves)")
+            return p
+        return stockfish_positions(d)
+
+    def splits(self, cfg) -> dict[str, chess_data.Positions]:
+        d = cfg["data"]
+        parts = chess_data.split_by_game(self.positions(cfg), float(d["val_percent"]), float(d["test_percent"]))
+        for s in ("val", "test"):
+            parts[s] = parts[s].select(range(min(len(parts[s]), int(d[f"{s}_size"]))))
+        puzzles = int(d.get("mate_puzzles") or 0)
+        if puzzles:  # training also sees mate-in-one puzzles; their held-out part is the test_mate split
+            mates = chess_data.split_by_game(self.mate_puzzles(puzzles, cfg), float(d["val_percent"]), float(d["test_percent"]))
+            parts["train"].extend(mates["train"])
+            parts["test_mate"] = mates["test"]
+        print("positions by split (whole games): " + ", ".join(f"{s} {len(p)}" for s, p in parts.items()))
+        for s, p in parts.items():
+            if not len(p):
+                raise suite.SuiteError(f"the {s} split is empty: give more data (--data.positions) or a larger data.{s}_percent")
+        return parts
+
+    def mate_puzzles(self, n: int, cfg) -> chess_data.Positions:
+        from .generate import cache_root
+
+        d = cfg["data"]
+        workers = int(d.get("workers") or cpu_cores())
+        return cached_mate_positions(n, int(d["seed"]), cache_root(d.get("cache_dir")), workers)
+
+    def build_data(self, tokenizer, cfg):
+        mask_train = bool(cfg.get("model", {}).get("mask_loss", False))
+        return {s: chess_data.PositionSet(tokenizer, p, self.target, legal=s != "train" or mask_train)
+                for s, p in self.splits(cfg).items()}
+
+    def collate(self, samples):
+        return chess_data.collate(samples)
+
+    # -- predict -------------------------------------------------------------------------------
+    def predict(self, model, text, options):
+        board = parse_fen(text)
+        ranked = move_probabilities(model, board)
+        top = int(options.get("top", 5))
+        lines = [f"{ranked[0][0].uci()} ({board.san(ranked[0][0])})"]
+        lines += [f"  {m.uci():<6} {board.san(m):<8} {p:6.1%}" for m, p in ranked[:top]]
+        return "\n".join(lines)
+
+
+class ChessValueTask(ChessTask):
+    name = "chess-value"
+    description = "game outcome (loss / draw / win for the side to move) from the position"
+    objective = suite.Classification
+    target = "value"
+
+    def build_head(self, tokenizer, d_model, cfg):
+        return suite.ClassifierHead(d_model, len(chess_data.VALUE_CLASSES), pooling="mean")
+
+    def classes(self, tokenizer):
+        return chess_data.VALUE_CLASSES
+
+    def build_data(self, tokenizer, cfg):
+        return {s: chess_data.PositionSet(tokenizer, p, "value") for s, p in self.splits(cfg).items()}
+
+    def predict(self, model, text, options):
+        board = parse_fen(text)
+        probs = value_probabilities(model, board)
+        side = "white" if board.turn else "black"
+        best = max(range(3), key=probs.__getitem__)
+        return f"{chess_data.VALUE_CLASSES[best]} for {side} to move  " + "  ".join(
+            f"{c} {p:.1%}" for c, p in zip(chess_data.VALUE_CLASSES, probs))
+
+
+class ChessMateTask(ChessTask):
+    name = "chess-mate"
+    description = "find a mating move in mate-in-one positions (generated with python-chess)"
+
+    def positions(self, cfg):
+        return self.mate_puzzles(int(cfg["data"]["positions"]), cfg)
+
+
+@suite.hookimpl
+def suite_register_tasks(register):
+    register(ChessTask())
+    register(ChessValueTask())
+    register(ChessMateTask())
+
+
+@suite.hookimpl
+def suite_register_commands(register):
+    from . import play, uci
+
+    register("play", "play a trained chess run against Stockfish or a random mover; PGN, score and Elo", play.configure, play.run)
+    register("uci", "run a trained chess run as a UCI engine on stdin/stdout", uci.configure, uci.run)

@@ -1,0 +1,133 @@
+"""Labelled positions as datasets: tokens, the move to learn, the game's outcome, the legal moves.
+
+Every source (PGN games, Stockfish self-play, mate-in-one puzzles) yields ``Positions``: FENs with
+a move in UCI, the outcome from the side to move's point of view and the game each came from.
+Splits are made by game (a hash of the game's key), never by position, so no game leaks from
+training into validation or test.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import chess
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .tokenizer import ChessTokenizer
+
+VALUE_CLASSES = ["loss", "draw", "win"]  # from the side to move's point of view
+UNKNOWN = -1
+
+
+def value_class(white_score: int | None, turn: bool) -> int:
+    """Game result from White's side (1, 0, -1; None if unknown) -> value class for the side to move."""
+    if white_score is None:
+        return UNKNOWN
+    return 1 + (white_score if turn == chess.WHITE else -white_score)
+
+
+@dataclass
+class Positions:
+    fen: list[str] = field(default_factory=list)
+    move: list[str] = field(default_factory=list)  # UCI, in the board's own orientation
+    value: list[int] = field(default_factory=list)  # VALUE_CLASSES index, or UNKNOWN
+    game: list[str] = field(default_factory=list)  # the key that decides the split
+    correct: list[list[str]] | None = None  # every right move, where there are several
+
+    def __len__(self) -> int:
+        return len(self.fen)
+
+    def extend(self, other: "Positions") -> None:
+        if self.correct is not None or other.correct is not None:
+            self.correct = self.right_moves() + other.right_moves()
+        self.fen += other.fen
+        self.move += other.move
+        self.value += other.value
+        self.game += other.game
+
+    def right_moves(self) -> list[list[str]]:
+        """Every right move of every position: ``correct`` where given, else the one labelled move."""
+        return list(self.correct) if self.correct is not None else [[m] for m in self.move]
+
+    def select(self, keep) -> "Positions":
+        pick = lambda xs: [xs[i] for i in keep]  # noqa: E731
+        return Positions(pick(self.fen), pick(self.move), pick(self.value), pick(self.game),
+                         pick(self.correct) if self.correct is not None else None)
+
+
+def split_of(game_key: str, val_percent: float, test_percent: float) -> str:
+    """"train", "val" or "test", fixed by a hash of the game's key."""
+    bucket = zlib.crc32(game_key.encode()) % 10000 / 100
+    if bucket < val_percent:
+        return "val"
+    return "test" if bucket < val_percent + test_percent else "train"
+
+
+def split_by_game(p: Positions, val_percent: float, test_percent: float) -> dict[str, Positions]:
+    memo: dict[str, str] = {}
+    members: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for i, g in enumerate(p.game):
+        s = memo.get(g)
+        if s is None:
+            s = memo[g] = split_of(g, val_percent, test_percent)
+        members[s].append(i)
+    return {s: p.select(idx) for s, idx in members.items()}
+
+
+class _Ragged:
+    """Lists of move ids stored flat: row i is ``flat[offsets[i]:offsets[i + 1]]``."""
+
+    def __init__(self, rows: list[list[int]]):
+        self.offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(r) for r in rows], out=self.offsets[1:])
+        self.flat = torch.tensor([x for r in rows for x in r], dtype=torch.long)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.flat[self.offsets[i]:self.offsets[i + 1]]
+
+
+class PositionSet(Dataset):
+    """Tokenised positions of one split. ``target`` is "move" (the policy) or "value" (W/D/L).
+
+    Samples are (tokens, label, legal move ids or None, right move ids or None).
+    """
+
+    def __init__(self, tokenizer: ChessTokenizer, p: Positions, target: str = "move", legal: bool = False):
+        if target == "value":
+            p = p.select([i for i, v in enumerate(p.value) if v != UNKNOWN])
+        self.size = len(p)
+        self.tokens = torch.from_numpy(np.stack([tokenizer.encode(f) for f in p.fen])) if len(p) else torch.zeros(0, 72, dtype=torch.uint8)
+        if target == "value":
+            self.labels = torch.tensor(p.value, dtype=torch.long)
+        else:
+            self.labels = torch.tensor([tokenizer.move_id(m, tokenizer.flips(f)) for f, m in zip(p.fen, p.move)], dtype=torch.long)
+        self.legal = _Ragged([tokenizer.legal_ids(chess.Board(f)) for f in p.fen]) if legal else None
+        self.correct = None
+        if p.correct is not None:
+            self.correct = _Ragged([[tokenizer.move_id(m, tokenizer.flips(f)) for m in ms] for f, ms in zip(p.fen, p.correct)])
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i):
+        return (self.tokens[i], self.labels[i], self.legal[i] if self.legal is not None else None,
+                self.correct[i] if self.correct is not None else None)
+
+
+def _mask(rows: list[torch.Tensor], n: int) -> torch.Tensor:
+    mask = torch.zeros(len(rows), n, dtype=torch.bool)
+    lengths = torch.tensor([len(r) for r in rows])
+    mask[torch.repeat_interleave(torch.arange(len(rows)), lengths), torch.cat(rows)] = True
+    return mask
+
+
+def collate(samples: list) -> dict[str, torch.Tensor]:
+    tokens, labels, legal, correct = zip(*samples)
+    batch = {"inputs": torch.stack(tokens).long(), "label": torch.stack(labels)}
+    if legal[0] is not None:
+        batch["legal"] = _mask(list(legal), ChessTokenizer.n_moves)
+    if correct[0] is not None:
+        batch["correct"] = _mask(list(correct), ChessTokenizer.n_moves)
+    return batch

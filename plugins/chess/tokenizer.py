@@ -1,0 +1,130 @@
+"""Positions as a fixed-length token sequence, and every UCI move that can ever be legal.
+
+A position becomes 72 tokens, in the spirit of searchless chess's 77-token FEN encoding:
+
+    [side to move] [64 squares a1..h8] [4 castling rights K Q k q] [en-passant file] [halfmove clock, 2 digits]
+
+With ``mirror`` (the default) a position with Black to move is mirrored first (ranks flipped,
+colours swapped), so the model always sees the side to move as White moving "up" the board; the
+move is mirrored the same way, so the policy is learned once for both colours (as Leela does).
+The fullmove number is left out: it says nothing about the best move.
+
+The move vocabulary has the 1968 UCI moves of searchless chess: 1792 queen-line and knight
+from-to pairs and 176 promotions (4 pieces x 44 pawn moves onto the last rank, both colours).
+Castling is written as the king's move (e1g1), as python-chess does for standard chess.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import chess
+import numpy as np
+
+import suite
+
+# -- the move vocabulary ----------------------------------------------------------------------
+
+
+def _all_moves() -> list[str]:
+    moves = []
+    for a in range(64):
+        fa, ra = a % 8, a // 8
+        for b in range(64):
+            fb, rb = b % 8, b // 8
+            df, dr = abs(fa - fb), abs(ra - rb)
+            if a != b and (df == 0 or dr == 0 or df == dr or {df, dr} == {1, 2}):
+                moves.append(chess.SQUARE_NAMES[a] + chess.SQUARE_NAMES[b])
+    for from_rank, to_rank in ((6, 7), (1, 0)):  # White's and Black's promotions
+        for f in range(8):
+            for g in (f - 1, f, f + 1):
+                if 0 <= g < 8:
+                    for piece in "qrbn":
+                        moves.append(chess.SQUARE_NAMES[from_rank * 8 + f] + chess.SQUARE_NAMES[to_rank * 8 + g] + piece)
+    return moves
+
+
+MOVES: list[str] = _all_moves()
+MOVE_INDEX: dict[str, int] = {m: i for i, m in enumerate(MOVES)}
+assert len(MOVES) == 1968
+_MIRROR_RANK = str.maketrans("12345678", "87654321")
+
+
+def mirror_uci(uci: str) -> str:
+    """The same move on the mirrored board: e7e5 <-> e2e4 (promotion letters stay)."""
+    return uci.translate(_MIRROR_RANK)
+
+
+# -- the position tokens ----------------------------------------------------------------------
+PIECES = ".PNBRQKpnbrqk"  # ids 0-12 on the squares
+SIDES = "wb"
+TOKENS = (
+    [f"sq:{c}" for c in PIECES]
+    + [f"side:{c}" for c in SIDES]
+    + ["castle:-", "castle:+"]
+    + ["ep:-"] + [f"ep:{f}" for f in "abcdefgh"]
+    + [f"digit:{d}" for d in "0123456789"]
+)
+SIDE0, CASTLE0, EP0, DIGIT0 = 13, 15, 17, 26
+LENGTH = 1 + 64 + 4 + 1 + 2
+SQUARES = slice(1, 65)  # where the 64 square tokens sit in the sequence
+
+_EXPAND = {ord(str(n)): "." * n for n in range(1, 9)}
+_EXPAND[ord("/")] = None
+_PIECE_IDS = bytes.maketrans(PIECES.encode(), bytes(range(len(PIECES))))
+
+
+@dataclasses.dataclass
+class ChessTokenizer(suite.Tokenizer):
+    """FEN or ``chess.Board`` -> 72 token ids; UCI move <-> one of 1968 move ids."""
+
+    mirror: bool = True
+
+    vocab_size = len(TOKENS)
+    length = LENGTH
+    n_moves = len(MOVES)
+
+    def flips(self, fen_or_board) -> bool:
+        """Whether this position is mirrored before encoding (Black to move and ``mirror`` on)."""
+        if isinstance(fen_or_board, chess.Board):
+            return self.mirror and fen_or_board.turn == chess.BLACK
+        return self.mirror and fen_or_board.split(" ", 2)[1] == "b"
+
+    def encode(self, fen_or_board) -> np.ndarray:
+        """A FEN (as python-chess writes it) or a board -> (72,) uint8 token ids."""
+        fen = fen_or_board.fen() if isinstance(fen_or_board, chess.Board) else fen_or_board
+        fields = fen.split()
+        if len(fields) < 4:
+            raise ValueError(f"not a FEN: {fen!r}")
+        placement, side, castling, ep = fields[:4]
+        halfmove = min(int(fields[4]), 99) if len(fields) > 4 else 0
+        rows = placement.translate(_EXPAND)  # 64 characters, rank 8 first
+        if len(rows) != 64:
+            raise ValueError(f"not a FEN board: {placement!r}")
+        flip = self.mirror and side == "b"
+        if flip:  # rank 8 of the mirrored board is rank 1 of this one: the text is already a1..h8
+            squares, side = rows.swapcase(), "w"
+            castling = castling.swapcase()
+        else:  # a1..h8 order: the ranks reversed
+            squares = "".join(rows[i:i + 8] for i in range(56, -8, -8))
+        out = np.empty(LENGTH, dtype=np.uint8)
+        out[0] = SIDE0 + SIDES.index(side)
+        out[SQUARES] = np.frombuffer(squares.encode().translate(_PIECE_IDS), dtype=np.uint8)
+        out[65:69] = [CASTLE0 + (c in castling) for c in "KQkq"]
+        out[69] = EP0 if ep == "-" else EP0 + 1 + "abcdefgh".index(ep[0])
+        out[70], out[71] = DIGIT0 + halfmove // 10, DIGIT0 + halfmove % 10
+        return out
+
+    def move_id(self, uci: str, flip: bool) -> int:
+        return MOVE_INDEX[mirror_uci(uci) if flip else uci]
+
+    def move(self, index: int, flip: bool) -> chess.Move:
+        uci = MOVES[index]
+        return chess.Move.from_uci(mirror_uci(uci) if flip else uci)
+
+    def legal_ids(self, board: chess.Board) -> list[int]:
+        """Move ids of the legal moves of ``board`` (in the board's own orientation)."""
+        flip = self.flips(board)
+        return [self.move_id(m.uci(), flip) for m in board.legal_moves]
+
+    def describe(self, ids) -> str:
+        return " ".join(TOKENS[i] for i in ids)

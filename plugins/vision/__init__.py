@@ -1,0 +1,219 @@
+"""Vision: image classification with a ViT-style patch tokenizer on the shared backbone.
+
+An image (C, H, W) is cut into non-overlapping ``patch_size`` squares, each flattened to a
+vector of C * p * p pixels normalised with the training set's per-channel statistics; the
+adapter projects the patches to ``d_model``, puts a [CLS] vector in front and adds factorised
+row + column positions; the head classifies the [CLS] state.
+
+Data (``--data.dataset``): ``digits`` (scikit-learn's bundled 8x8 handwritten digits, the
+default, no network), ``mnist``, ``fashion_mnist`` and ``cifar10`` (torchvision, read from
+``--data.root``, downloaded only with ``--data.download true``) and ``folder`` (an ImageFolder
+directory of your own images: one subfolder per class). Training images are augmented with
+torchvision ``transforms.v2``; evaluation images never are.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+import suite
+
+from .data import ImageSplits, load_image, load_images
+
+
+# -- tokenizer --------------------------------------------------------------------------------
+@dataclasses.dataclass
+class ImageTokenizer(suite.Tokenizer):
+    """Images (B, C, H, W) -> normalised patch vectors (B, rows * cols, C * p * p).
+
+    ``mean``/``std`` are per-channel statistics of the training images on the [0, 1] scale;
+    ``classes`` are the label names, so a run directory can predict without its data.
+    """
+
+    channels: int
+    height: int
+    width: int
+    patch_size: int
+    mean: list[float]
+    std: list[float]
+    classes: list[str]
+
+    def __post_init__(self):
+        p = self.patch_size
+        if p < 1 or self.height % p or self.width % p:
+            raise suite.SuiteError(
+                f"data.patch_size {p} must divide the image size {self.height}x{self.width}")
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.height // self.patch_size, self.width // self.patch_size
+
+    @property
+    def patch_dim(self) -> int:
+        return self.channels * self.patch_size ** 2
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, C, H, W) in 0..255, or float in [0, 1] -> (B, N, patch_dim) float32."""
+        x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        x = (x - mean) / std
+        B, C, H, W = x.shape
+        p = self.patch_size
+        # (B, C, rows, p, cols, p) -> (B, rows, cols, C, p, p) -> (B, rows * cols, C * p * p)
+        x = x.view(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5)
+        return x.reshape(B, (H // p) * (W // p), C * p * p)
+
+
+def build_augment(d: dict, dataset: str):
+    """The training augmentation (torchvision transforms.v2), or None when data.augment is off."""
+    from torchvision.transforms import v2
+
+    if not d["augment"]:
+        return None
+    steps = []
+    if d["rotate"] or d["translate"] or d["scale"]:
+        s = float(d["scale"])
+        steps.append(v2.RandomAffine(degrees=float(d["rotate"]), translate=(float(d["translate"]),) * 2,
+                                     scale=(1 - s, 1 + s) if s else None))
+    hflip = d["hflip"] if d["hflip"] is not None else dataset in ("cifar10", "folder")
+    if hflip:
+        steps.append(v2.RandomHorizontalFlip())
+    return v2.Compose(steps) if steps else None
+
+
+# -- data -------------------------------------------------------------------------------------
+class PatchSet(Dataset):
+    """Evaluation split: patches computed once, served as they are."""
+
+    def __init__(self, tokenizer: ImageTokenizer, images: torch.Tensor, labels: torch.Tensor, chunk: int = 4096):
+        self.inputs = torch.cat([tokenizer.encode(images[i:i + chunk]) for i in range(0, len(images), chunk)]) \
+            if len(images) else torch.empty(0, tokenizer.grid[0] * tokenizer.grid[1], tokenizer.patch_dim)
+        self.labels = labels.long()
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {"inputs": self.inputs[i], "label": self.labels[i]}
+
+
+class TrainStream(IterableDataset):
+    """Endless shuffled training samples, augmented and tokenised a group at a time.
+
+    A transforms.v2 transform given a (G, C, H, W) tensor draws its random parameters once for
+    the whole group, so groups of ``group`` images share a draw: per-image draws cost a Python
+    call per image (the tokeniser would then be slower than the training step; see bench/),
+    while small groups keep the augmentation varied from step to step.
+    """
+
+    def __init__(self, tokenizer, images: torch.Tensor, labels: torch.Tensor, augment, group: int, seed: int):
+        self.tokenizer, self.images, self.labels = tokenizer, images, labels.long()
+        self.augment, self.group, self.seed = augment, max(1, int(group)), seed
+
+    def __iter__(self):
+        info = get_worker_info()
+        g = torch.Generator().manual_seed(self.seed * 1000 + (info.id if info else 0))
+        n, chunk = len(self.labels), 256
+        while True:
+            order = torch.randperm(n, generator=g)
+            for start in range(0, n, chunk):
+                idx = order[start:start + chunk]
+                images = self.images[idx]
+                if self.augment is not None:  # draws from torch's global generator (seeded per run and worker)
+                    images = torch.cat([self.augment(images[i:i + self.group]) for i in range(0, len(idx), self.group)])
+                inputs, labels = self.tokenizer.encode(images), self.labels[idx]
+                for i in range(len(idx)):
+                    yield {"inputs": inputs[i], "label": labels[i]}
+
+
+# -- the task ---------------------------------------------------------------------------------
+_CACHE: dict = {}
+
+
+def images_for(d: dict, seed: int) -> ImageSplits:
+    """The decoded images of the configured data set, loaded once per process."""
+    keys = ("dataset", "root", "download", "image_size", "channels", "val_fraction", "test_fraction")
+    key = (seed, *(str(d.get(k)) for k in keys))
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = load_images(d, seed)
+    return _CACHE[key]
+
+
+def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images (N, C, H, W) on the [0, 1] scale, in chunks."""
+    C = images.shape[1]
+    total, sq, count = torch.zeros(C, dtype=torch.float64), torch.zeros(C, dtype=torch.float64), 0
+    for i in range(0, len(images), 8192):
+        x = images[i:i + 8192].double().div_(255).transpose(0, 1).reshape(C, -1)
+        total += x.sum(1)
+        sq += (x * x).sum(1)
+        count += x.shape[1]
+    mean = total / count
+    std = (sq / count - mean ** 2).clamp_min(1e-12).sqrt().clamp_min(1e-3)
+    return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
+
+
+class VisionTask(suite.Task):
+    name = "vision"
+    domain = "vision"
+    description = "image classification (digits, MNIST, FashionMNIST, CIFAR-10, an image folder) with patch tokens"
+    objective = suite.Classification
+    mask = "bidirectional"
+    tokenizer_class = ImageTokenizer
+
+    def build_tokenizer(self, cfg):
+        d = cfg["data"]
+        data = images_for(d, int(cfg["seed"]))
+        _, C, H, W = data.train_images.shape
+        patch = int(d["patch_size"]) if d["patch_size"] else (2 if max(H, W) <= 16 else 4)
+        mean, std = channel_stats(data.train_images)
+        return ImageTokenizer(C, H, W, patch, mean, std, list(data.classes))
+
+    def build_adapter(self, tokenizer, d_model, cfg):
+        rows, cols = tokenizer.grid
+        if rows * cols + 1 > cfg["backbone"]["max_len"]:
+            raise suite.SuiteError(
+                f"{tokenizer.height}x{tokenizer.width} images in {tokenizer.patch_size}-pixel patches make {rows * cols} + 1 "
+                f"tokens, more than the backbone's max_len {cfg['backbone']['max_len']}; raise --data.patch_size")
+        return suite.PatchAdapter(tokenizer.patch_dim, d_model, tokenizer.grid)
+
+    def build_head(self, tokenizer, d_model, cfg):
+        return suite.ClassifierHead(d_model, len(tokenizer.classes), pooling=cfg["model"]["pooling"])
+
+    def build_data(self, tokenizer, cfg):
+        d = cfg["data"]
+        data = images_for(d, int(cfg["seed"]))
+        if tuple(data.train_images.shape[1:]) != (tokenizer.channels, tokenizer.height, tokenizer.width) \
+                or list(data.classes) != list(tokenizer.classes):
+            raise suite.SuiteError(
+                f"data set {d['dataset']!r} has {tuple(data.train_images.shape[1:])} images and classes "
+                f"{data.classes[:5]}..., but the run's tokenizer expects "
+                f"{(tokenizer.channels, tokenizer.height, tokenizer.width)} and {tokenizer.classes[:5]}...")
+        augment = build_augment(d, d["dataset"])
+        return {
+            "train": TrainStream(tokenizer, data.train_images, data.train_labels, augment,
+                                 d["augment_group"], int(cfg["seed"])),
+            "val": PatchSet(tokenizer, data.val_images, data.val_labels),
+            "test": PatchSet(tokenizer, data.test_images, data.test_labels),
+        }
+
+    def classes(self, tokenizer):
+        return tokenizer.classes
+
+    def predict(self, model, text, options):
+        tok = model.tokenizer
+        image = load_image(Path(text), tok.channels, (tok.height, tok.width))
+        if options.get("invert"):
+            image = 255 - image
+        probs = model({"inputs": tok.encode(image[None])}).softmax(-1)[0]
+        return suite.top_classes(probs, tok.classes, int(options.get("top", 1)))
+
+
+@suite.hookimpl
+def suite_register_tasks(register):
+    register(VisionTask())

@@ -1,0 +1,147 @@
+"""Image data sets, decoded once into uint8 tensors (N, C, H, W) with integer labels.
+
+digits         scikit-learn's bundled 8x8 handwritten digits (1797 images, no network)
+mnist          torchvision MNIST under --data.root (MNIST/raw/*-ubyte), 28x28
+fashion_mnist  torchvision FashionMNIST under --data.root, 28x28
+cifar10        torchvision CIFAR-10 under --data.root (cifar-10-batches-py), 32x32 RGB
+folder         an ImageFolder directory: --data.root/<class>/<image>; or, when it has them,
+               --data.root/train/<class>/..., --data.root/test/<class>/... (and optionally val/)
+
+The downloadable sets are fetched only when --data.download is true. Images of a folder are
+resized to --data.image_size and converted to --data.channels (1 grey, 3 RGB); unreadable ones
+are skipped, counted and reported.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import suite
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "folder")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+@dataclass
+class ImageSplits:
+    classes: list[str]
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+
+
+def _from_train_test(classes, train_x, train_y, test_x, test_y, val_fraction, seed) -> ImageSplits:
+    val, train = suite.stratified_split(train_y, [val_fraction], seed)
+    return ImageSplits(classes, train_x[train], train_y[train], train_x[val], train_y[val], test_x, test_y)
+
+
+def _from_pool(classes, x, y, val_fraction, test_fraction, seed) -> ImageSplits:
+    val, test, train = suite.stratified_split(y, [val_fraction, test_fraction], seed)
+    return ImageSplits(classes, x[train], y[train], x[val], y[val], x[test], y[test])
+
+
+def load_digits() -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    x = torch.from_numpy(bunch.images).float()  # (N, 8, 8), ink intensity 0..16
+    x = (x * (255.0 / 16.0)).round().to(torch.uint8).unsqueeze(1)
+    return [str(c) for c in bunch.target_names], x, torch.from_numpy(bunch.target).long()
+
+
+def load_torchvision(name: str, root: str, download: bool):
+    """(classes, train_x, train_y, test_x, test_y) from a torchvision data set class."""
+    import torchvision.datasets as tvd
+
+    cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
+    where = {"mnist": "MNIST/raw", "fashion_mnist": "FashionMNIST/raw", "cifar10": "cifar-10-batches-py"}[name]
+    out = []
+    for train in (True, False):
+        try:
+            ds = cls(root, train=train, download=download)
+        except RuntimeError as e:  # "Dataset not found. You can use download=True ..."
+            hint = "" if download else " (pass --data.download true to fetch it)"
+            raise suite.SuiteError(f"{Path(root) / where}: {name} not found or incomplete: {e}{hint}") from None
+        except (OSError, ValueError, TypeError) as e:
+            raise suite.SuiteError(f"{Path(root) / where}: cannot read {name}: {e}") from None
+        x = torch.as_tensor(ds.data)
+        x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)  # (N, C, H, W)
+        out += [x.contiguous().to(torch.uint8), torch.as_tensor(ds.targets).long()]
+    return [str(c) for c in cls.classes], *out
+
+
+def load_image(path: Path, channels: int, size: tuple[int, int]) -> torch.Tensor:
+    """One image file -> uint8 (channels, H, W) resized to ``size``; SuiteError if unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if channels == 1 else "RGB")
+            if im.size != (size[1], size[0]):
+                im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+    except FileNotFoundError:
+        raise suite.SuiteError(f"{path}: no such image file") from None
+    except IsADirectoryError:
+        raise suite.SuiteError(f"{path}: is a directory, not an image file") from None
+    except UnidentifiedImageError:
+        raise suite.SuiteError(f"{path}: not a readable image (unknown or corrupt format)") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise suite.SuiteError(f"{path}: cannot decode image: {e}") from None
+    return data.view(size[0], size[1], channels).permute(2, 0, 1).contiguous()
+
+
+def decode_folder(files: dict[str, list[Path]], classes: list[str], channels: int, size: int):
+    """Decode every image; unreadable files are skipped and reported once, with a count."""
+    images, labels, bad = [], [], []
+    for name, paths in files.items():
+        for path in paths:
+            try:
+                images.append(load_image(path, channels, (size, size)))
+                labels.append(classes.index(name))
+            except suite.SuiteError as e:
+                bad.append(str(e))
+    if bad:
+        print(f"suite: vision: skipped {len(bad)} unreadable image(s); first: {bad[0]}", file=sys.stderr)
+    if not images:
+        raise suite.SuiteError(f"{next(iter(files.values()))[0].parent.parent}: none of the images could be read")
+    return torch.stack(images), torch.tensor(labels, dtype=torch.long), len(bad)
+
+
+def load_folder(d: dict, seed: int) -> ImageSplits:
+    if not d.get("root"):
+        raise suite.SuiteError("--data.dataset folder needs --data.root DIR (a folder with one subfolder per class)")
+    channels, size = int(d["channels"]), int(d["image_size"])
+    if channels not in (1, 3):
+        raise suite.SuiteError(f"data.channels must be 1 (grey) or 3 (RGB), not {channels}")
+    classes, found = suite.class_folders(d["root"], IMAGE_SUFFIXES, "image")
+    x, y = {}, {}
+    for split, files in found.items():
+        x[split], y[split], _ = decode_folder(files, classes, channels, size)
+    if "all" in found:
+        return _from_pool(classes, x["all"], y["all"], float(d["val_fraction"]), float(d["test_fraction"]), seed)
+    if "val" in found:
+        return ImageSplits(classes, x["train"], y["train"], x["val"], y["val"], x["test"], y["test"])
+    return _from_train_test(classes, x["train"], y["train"], x["test"], y["test"], float(d["val_fraction"]), seed)
+
+
+def load_images(d: dict, seed: int) -> ImageSplits:
+    name = d["dataset"]
+    if name not in DATASETS:
+        raise suite.SuiteError(f"data.dataset must be one of {', '.join(DATASETS)}, not {name!r}")
+    if name == "digits":
+        classes, x, y = load_digits()
+        return _from_pool(classes, x, y, float(d["val_fraction"]), float(d["test_fraction"]), seed)
+    if name == "folder":
+        return load_folder(d, seed)
+    if not d.get("root"):
+        raise suite.SuiteError(f"--data.dataset {name} needs --data.root DIR (add --data.download true to fetch it there)")
+    classes, *splits = load_torchvision(name, str(Path(d["root"]).expanduser()), bool(d["download"]))
+    return _from_train_test(classes, *splits, float(d["val_fraction"]), seed)

@@ -1,0 +1,148 @@
+"""Chess end to end with the real Stockfish on tiny budgets: generate and train, predict, play a
+random mover, play a whole game against Stockfish through `suite uci`, train on a PGN file.
+
+Commands run in-process through `suite.cli.main` (starting the CLI is slow on a busy machine);
+`suite uci` runs as the real subprocess a chess GUI would start."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import random
+
+import chess
+import chess.engine
+import chess.pgn
+import pytest
+
+from suite import cli
+from suite.plugins.chess.generate import find_stockfish
+
+from conftest import SUITE, TINY, metrics, run_dir_from
+
+STOCKFISH = find_stockfish(None)
+needs_stockfish = pytest.mark.skipif(STOCKFISH is None, reason="Stockfish is not installed (apt-get install stockfish)")
+
+SMALL_DATA = ["--data.positions", 400, "--data.shard_positions", 200, "--data.nodes", 30, "--data.max_plies", 80,
+              "--data.val_percent", 20, "--data.test_percent", 20, "--data.val_size", 100, "--data.test_size", 100,
+              "--data.batch_size", 32, "--data.workers", 2]
+SHORT = ["--trainer.max_steps", 8, "--trainer.val_check_interval", 4]
+
+
+def suite_main(*args) -> tuple[int, str, str]:
+    """`suite ARGS` in-process: (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_ok(*args) -> str:
+    code, out, err = suite_main(*args)
+    assert code == 0, f"suite {' '.join(map(str, args))} exited {code}\n{out}\n{err}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def chess_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("chess")
+    out = run_ok("train", "--task", "chess", *TINY, *SMALL_DATA, *SHORT, "--data.mate_puzzles", 1000,
+                 "--data.cache_dir", tmp / "cache", "--run.root", tmp / "runs")
+    return run_dir_from(out), tmp, out
+
+
+@needs_stockfish
+def test_train_generates_cached_shards_and_reports_move_metrics(chess_run):
+    run, tmp, out = chess_run
+    assert "generating 400 Stockfish-labelled positions (2 shards" in out
+    shards = sorted((tmp / "cache").glob("stockfish-*/shard-*.npz"))
+    assert len(shards) == 2
+    assert "generating 1000 mate-in-one puzzles" in out and len(list((tmp / "cache").glob("mate-in-one-*/chunk-*.json"))) == 1
+    m = metrics(run)
+    for split in ("val", "test", "test_mate"):
+        assert set(m["splits"][split]) >= {"accuracy", "legal_rate", "top3_accuracy", "loss"}
+        assert 0.0 <= m["splits"][split]["legal_rate"] <= 1.0
+    assert (run / "weights" / "head.safetensors").is_file()
+    # The value task reuses the cached shards (no engine needed) and trains on the outcomes.
+    out = run_ok("train", "--task", "chess-value", *TINY, *SMALL_DATA, "--trainer.max_steps", 4,
+                 "--trainer.val_check_interval", 4, "--data.stockfish", "/nonexistent/stockfish",
+                 "--data.cache_dir", tmp / "cache", "--run.root", tmp / "runs")
+    assert "generating" not in out
+    assert "accuracy" in metrics(run_dir_from(out))["splits"]["test"]
+
+
+@needs_stockfish
+def test_predict_prints_a_legal_move_and_rejects_bad_positions(chess_run):
+    run = chess_run[0]
+    fen = "r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3"
+    out = run_ok("predict", run, fen).splitlines()
+    uci, san = out[0].split()[0], out[0].split()[1].strip("()")
+    board = chess.Board(fen)
+    assert chess.Move.from_uci(uci) in board.legal_moves and board.san(chess.Move.from_uci(uci)) == san
+    assert len(out) == 6 and out[1].split()[0] == uci
+    code, _, err = suite_main("predict", run, "rnbqkbnr/pppppppp/9/8/8/8/PPPPPPPP/RNBQKBNR w KQkq - 0 1")
+    assert code == 2 and "invalid FEN" in err and len(err.strip().splitlines()) == 1
+    code, _, err = suite_main("predict", run, "7k/6Q1/6K1/8/8/8/8/8 b - - 0 1")
+    assert code == 2 and "checkmate" in err
+
+
+@needs_stockfish
+def test_play_random_writes_pgn_and_score(chess_run):
+    run, tmp, _ = chess_run
+    pgn = tmp / "vs-random.pgn"
+    out = run_ok("play", run, "--opponent", "random", "--games", 2, "--max-plies", 120, "--pgn", pgn, "--no-progress")
+    assert "in 2 games: score" in out and "Elo difference" in out
+    with open(pgn) as f:
+        games = [chess.pgn.read_game(f), chess.pgn.read_game(f)]
+    assert all(g is not None and not g.errors and g.headers["Result"] in ("1-0", "0-1", "1/2-1/2") for g in games)
+    assert games[0].headers["White"].startswith("suite") and games[1].headers["Black"].startswith("suite")
+    summary = json.loads(pgn.with_suffix(".json").read_text())
+    assert summary["games"] == 2 and summary["wins"] + summary["draws"] + summary["losses"] == 2
+
+
+@needs_stockfish
+def test_uci_engine_plays_a_whole_game_against_stockfish(chess_run):
+    model = chess.engine.SimpleEngine.popen_uci([SUITE, "uci", str(chess_run[0])], timeout=120)
+    stockfish = chess.engine.SimpleEngine.popen_uci(STOCKFISH)
+    try:
+        assert model.id["name"].startswith("suite chess")
+        board = chess.Board()
+        while not board.is_game_over(claim_draw=True) and board.ply() < 400:
+            engine, limit = (model, chess.engine.Limit(time=5)) if board.turn == chess.WHITE else (stockfish, chess.engine.Limit(nodes=200))
+            move = engine.play(board, limit).move
+            assert move in board.legal_moves
+            board.push(move)
+        assert board.is_game_over(claim_draw=True), "an untrained model should not last 400 plies against Stockfish"
+    finally:
+        model.quit()
+        stockfish.quit()
+
+
+def test_trains_on_a_pgn_file_and_counts_malformed_games(tmp_path):
+    rng = random.Random(3)
+    games = []
+    for i in range(40):
+        board = chess.Board()
+        for _ in range(30):
+            board.push(rng.choice(list(board.legal_moves)))
+            if board.is_game_over():
+                break
+        game = chess.pgn.Game.from_board(board)
+        game.headers.update({"Event": f"game {i}", "Result": rng.choice(["1-0", "0-1", "1/2-1/2"])})
+        games.append(str(game))
+    games.insert(5, '[Event "broken"]\n[Result "0-1"]\n\n1. e4 Ke7 2. Qh5 Kf9 0-1')
+    pgn = tmp_path / "games.pgn"
+    pgn.write_text("\n\n".join(games) + "\n")
+    out = run_ok("train", "--task", "chess", *TINY, "--data.pgn", pgn, "--data.val_percent", 15, "--data.test_percent", 15,
+                 "--data.batch_size", 32, "--data.mate_puzzles", 0, "--trainer.max_steps", 4,
+                 "--trainer.val_check_interval", 4, "--run.root", tmp_path / "runs")
+    assert "pgn: 40 games" in out and "1 malformed" in out
+    assert metrics(run_dir_from(out))["splits"]["test"]["legal_rate"] >= 0.0
+
+
+def test_no_stockfish_and_no_pgn_is_one_clear_line(tmp_path):
+    code, _, err = suite_main("train", "--task", "chess", "--data.stockfish", "/nonexistent/stockfish",
+                              "--data.cache_dir", tmp_path / "cache", "--run.root", tmp_path / "runs")
+    errors = [line for line in err.splitlines() if line.startswith("suite: error")]
+    assert code == 2 and len(errors) == 1
+    assert "apt-get install stockfish" in err and "--data.pgn" in err
