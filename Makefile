@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine (Python 3.10+ and root for apt):
-#   make demo   installs everything into .venv and trains the main task on built-in data
+#   make demo   installs everything into .venv and trains the main task (chess) on built-in data
 #   make test   installs everything into .venv and runs the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -23,7 +23,7 @@ stockfish:
 	  echo "warning: could not install stockfish (apt-get install stockfish); chess data generation needs it"
 
 demo: setup
-	$(BIN)/suite train --task arithmetic
+	$(BIN)/suite train --task chess
 
 test: setup
 	$(BIN)/pytest -q
