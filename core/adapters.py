@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .errors import SuiteError
+
 
 class EmbeddingAdapter(nn.Module):
     """Token ids (B, T) -> embeddings (B, T, d_model)."""
@@ -20,10 +22,18 @@ class EmbeddingAdapter(nn.Module):
 class PatchAdapter(nn.Module):
     """Patch vectors (B, N, patch_dim) -> (B, N + 1, d_model): a linear projection, a learned
     [CLS] vector in front, and a learned position per patch of a ``grid`` (rows, cols) layout
-    (2-D information, as factorised row + column embeddings)."""
+    (2-D information, as factorised row + column embeddings).
 
-    def __init__(self, patch_dim: int, d_model: int, grid: tuple[int, int]):
+    ``max_len`` (the backbone's) makes a grid that does not fit a clear error up front, naming
+    ``what`` is cut into patches and ``fix``, the setting that makes fewer of them."""
+
+    def __init__(self, patch_dim: int, d_model: int, grid: tuple[int, int], max_len: int | None = None,
+                 what: str = "the input", fix: str = "use larger patches"):
         super().__init__()
+        rows, cols = grid
+        if max_len is not None and rows * cols + 1 > max_len:
+            raise SuiteError(f"{what} in {rows}x{cols} patches make {rows * cols} + 1 tokens, more than the "
+                             f"backbone's max_len {max_len}; {fix}")
         self.grid = tuple(grid)
         self.proj = nn.Linear(patch_dim, d_model)
         self.cls = nn.Parameter(torch.zeros(1, 1, d_model))

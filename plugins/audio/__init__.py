@@ -167,13 +167,9 @@ class AudioTask(suite.Task):
         return tokenizer_from_config(d, data.classes, mean, std)
 
     def build_adapter(self, tokenizer, d_model, cfg):
-        rows, cols = tokenizer.grid
-        if rows * cols + 1 > cfg["backbone"]["max_len"]:
-            raise suite.SuiteError(
-                f"{tokenizer.n_mels} mel bins x {tokenizer.frames} frames in {tokenizer.patch_freq}x{tokenizer.patch_time} "
-                f"patches make {rows * cols} + 1 tokens, more than the backbone's max_len {cfg['backbone']['max_len']}; "
-                f"raise --data.patch_time or --data.patch_freq")
-        return suite.PatchAdapter(tokenizer.patch_dim, d_model, tokenizer.grid)
+        return suite.PatchAdapter(tokenizer.patch_dim, d_model, tokenizer.grid, cfg["backbone"]["max_len"],
+                                  f"{tokenizer.n_mels} mel bins x {tokenizer.frames} frames",
+                                  "raise --data.patch_time or --data.patch_freq")
 
     def build_head(self, tokenizer, d_model, cfg):
         return suite.ClassifierHead(d_model, len(tokenizer.classes), pooling=cfg["model"]["pooling"])

@@ -175,12 +175,8 @@ class VisionTask(suite.Task):
         return ImageTokenizer(C, H, W, patch, mean, std, list(data.classes))
 
     def build_adapter(self, tokenizer, d_model, cfg):
-        rows, cols = tokenizer.grid
-        if rows * cols + 1 > cfg["backbone"]["max_len"]:
-            raise suite.SuiteError(
-                f"{tokenizer.height}x{tokenizer.width} images in {tokenizer.patch_size}-pixel patches make {rows * cols} + 1 "
-                f"tokens, more than the backbone's max_len {cfg['backbone']['max_len']}; raise --data.patch_size")
-        return suite.PatchAdapter(tokenizer.patch_dim, d_model, tokenizer.grid)
+        return suite.PatchAdapter(tokenizer.patch_dim, d_model, tokenizer.grid, cfg["backbone"]["max_len"],
+                                  f"{tokenizer.height}x{tokenizer.width} images", "raise --data.patch_size")
 
     def build_head(self, tokenizer, d_model, cfg):
         return suite.ClassifierHead(d_model, len(tokenizer.classes), pooling=cfg["model"]["pooling"])
