@@ -81,13 +81,12 @@ def bench_vision(registry, args) -> dict:
 
 def bench_audio(registry, args) -> dict:
     from suite import config
-    from suite.plugins.audio import tokenizer_from_config
     from suite.plugins.audio.synth import synthesise
 
     task = registry.task("audio")
     cfg = config.resolve(task, overrides={"backbone.preset": args.preset, "data.train_size": 512,
                                           "data.val_size": 64, "data.test_size": 64}, presets=registry.all_presets())
-    d, B = cfg["data"], cfg["data"]["batch_size"]
+    B = cfg["data"]["batch_size"]
     tok = task.build_tokenizer(cfg)
     n = 512
     waves, _ = synthesise(n, tok.sample_rate, tok.clip_seconds, seed=0)

@@ -12,7 +12,7 @@ import torch
 
 import suite
 from suite.cli import main
-from suite.plugins.audio import AudioTask, AudioTokenizer, tokenizer_from_config
+from suite.plugins.audio import AudioTokenizer, tokenizer_from_config
 from suite.plugins.audio.data import fit_length, load_audio, read_audio
 from suite.plugins.audio.synth import QUALITIES, chord_notes, synthesise
 

@@ -1,6 +1,4 @@
 """The CLI end to end on tiny budgets: train, eval, predict, resume, init-from, errors."""
-import json
-
 import pytest
 import torch
 import yaml

@@ -2,7 +2,6 @@
 import textwrap
 
 import pytest
-import torch
 
 import suite
 from suite import cli, config, registry

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import suite
-from suite.plugins.text import LMHead, hf, make_adapter, source_tokenizer
+from suite.plugins.text import LMHead, hf, source_tokenizer
 
 transformers = pytest.importorskip("transformers")
 
