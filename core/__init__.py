@@ -5,6 +5,8 @@ weight-source types, tokenizer/adapter/head building blocks and the shared objec
 """
 from .adapters import EmbeddingAdapter, PatchAdapter
 from .backbone import Backbone, BackboneConfig, attention_mask
+from .cache import cache_dir, file_lock
+from .streams import Shuffled, Stream
 from .datasets import class_folders, stratified_split
 from .errors import SuiteError
 from .heads import ClassifierHead, TokenHead, pool
@@ -25,4 +27,5 @@ __all__ = [
     "Choice", "mask_options",
     "load_run", "get_registry", "class_folders", "stratified_split",
     "LanguageModel", "sample",
+    "Stream", "Shuffled", "cache_dir", "file_lock",
 ]

@@ -32,6 +32,10 @@ def cmd_train(args, extra) -> int:
         overrides["init.from"] = args.init_from
     if args.freeze is not None:
         overrides["init.freeze"] = args.freeze
+    if args.threads is not None:
+        overrides["run.threads"] = args.threads
+    if args.compile:
+        overrides["run.compile"] = True
     if args.resume:
         cfg = config_mod.apply_overrides(runs.read_config(Path(args.resume)), overrides)
         task = registry.task(cfg["task"])
@@ -119,6 +123,9 @@ def build_parser(registry) -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--init-from", metavar="RUN_DIR|SOURCE", help="start the backbone from a run or a weight source")
     p.add_argument("--freeze", choices=["none", "backbone", "fpt"], help="what to freeze after --init-from")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads per process (default: the cores this process may use / processes per machine)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the backbone (pays off on a GPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 

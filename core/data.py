@@ -1,8 +1,14 @@
-"""The DataModule: a task's datasets by split, served as DataLoaders."""
+"""The DataModule: a task's data by split, prepared once, served to one device or many (DESIGN.md invariant 8)."""
 from __future__ import annotations
 
+import warnings
+
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader, IterableDataset
+
+from .cache import prepare
+from .streams import Shuffled, Stream, StreamLoader
 
 
 class SuiteDataModule(pl.LightningDataModule):
@@ -11,6 +17,9 @@ class SuiteDataModule(pl.LightningDataModule):
         self.task, self.tokenizer, self.cfg = task, tokenizer, cfg
         self.datasets = datasets
         self.eval_splits: list[str] | None = None  # what test_dataloader serves; default: the test splits
+
+    def prepare_data(self):
+        prepare(self.task, self.cfg)
 
     def setup(self, stage: str | None = None):
         if self.datasets is None:
@@ -21,25 +30,40 @@ class SuiteDataModule(pl.LightningDataModule):
         self.setup()
         return [s for s in self.datasets if s.startswith("test")]
 
-    def _loader(self, split: str, train: bool) -> DataLoader:
-        d = self.cfg["data"]
-        ds = self.datasets[split]
-        workers = int(d.get("num_workers", 0))
-        return DataLoader(
-            ds,
-            batch_size=d["batch_size"] if train else d.get("eval_batch_size", d["batch_size"]),
-            shuffle=train and not isinstance(ds, IterableDataset),
-            drop_last=train and not isinstance(ds, IterableDataset),
-            collate_fn=self.task.collate,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-        )
+    def _ranks(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
     def train_dataloader(self):
-        return self._loader("train", True)
+        d = self.cfg["data"]
+        ds, (rank, world) = self.datasets["train"], self._ranks()
+        workers, bs = int(d.get("num_workers", 0)), int(d["batch_size"])
+        common = dict(batch_size=bs, collate_fn=self.task.collate, num_workers=workers)
+        if not isinstance(ds, IterableDataset):
+            ds = Shuffled(ds, int(self.cfg["seed"]))
+        if isinstance(ds, Stream):
+            # A generator of its own: creating the iterator draws no number from torch's global RNG.
+            return StreamLoader(ds.configure(bs, rank, world), generator=torch.Generator().manual_seed(0), **common)
+        if world > 1:  # a plugin's own IterableDataset cannot know its rank
+            warnings.warn(f"task {self.task.name!r}: the training data is a plain IterableDataset, so every rank "
+                          "reads the same samples; derive it from suite.Stream to split it between ranks")
+        return DataLoader(ds, persistent_workers=workers > 0, **common)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        d = self.cfg["data"]
+        ds, (rank, world) = self.datasets[split], self._ranks()
+        sampler = None
+        if world > 1 and not isinstance(ds, IterableDataset):
+            # Each sample once over all ranks, none repeated to even them out: exact metrics.
+            from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+
+            sampler = UnrepeatedDistributedSampler(ds, num_replicas=world, rank=rank, shuffle=False)
+        workers = int(d.get("num_workers", 0))
+        return DataLoader(ds, batch_size=d.get("eval_batch_size", d["batch_size"]), sampler=sampler,
+                          collate_fn=self.task.collate, num_workers=workers, persistent_workers=workers > 0)
 
     def val_dataloader(self):
-        return self._loader("val", False)
+        return self._eval_loader("val")
 
     def test_dataloader(self):
-        return [self._loader(s, False) for s in self.eval_splits or self.test_splits]
+        return [self._eval_loader(s) for s in self.eval_splits or self.test_splits]

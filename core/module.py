@@ -6,7 +6,9 @@ to the Trainer.
 from __future__ import annotations
 
 import math
+import random
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 
@@ -29,6 +31,7 @@ class SuiteModule(pl.LightningModule):
         self.results: dict[str, dict] = {}  # split -> metrics of the latest evaluation
         self.artifacts: dict[str, dict] = {}
         self.history: list[dict] = []  # validation metrics at every check, with the step
+        self._rng_to_restore: dict | None = None  # from a checkpoint, applied before the next training step
 
     def forward(self, batch: dict) -> torch.Tensor:
         x = self.adapter(batch["inputs"])  # (B, T, d)
@@ -38,15 +41,35 @@ class SuiteModule(pl.LightningModule):
     # -- steps -------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
         loss = self.objective.loss(self, batch)
+        bad = not bool(torch.isfinite(loss.detach()))
+        if self.trainer.world_size > 1:  # every rank stops together, or DDP hangs
+            bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if bad:
+            raise NonFiniteLoss(self.task.name, self.global_step, float(loss.detach()))
         self.log("train/loss", loss, prog_bar=True)
         return loss
+
+    def on_train_batch_start(self, batch, batch_idx):
+        if self._rng_to_restore is not None:  # resumed: the random state the interrupted run had here
+            set_rng_state(self._rng_to_restore)
+            self._rng_to_restore = None
 
     def validation_step(self, batch, batch_idx):
         self.objective.evaluate(self, batch, "val")
 
     def on_validation_epoch_end(self):
         self._finish_split("val")
-        self.history.append({"step": self.global_step, **self.results["val"]})
+        if not self.trainer.sanity_checking:
+            self.history.append({"step": self.global_step, **self.results["val"]})
+
+    # -- checkpoints: what Lightning does not keep by itself ---------------------------------
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["suite"] = {"history": self.history, "rng": rng_state()}
+
+    def on_load_checkpoint(self, checkpoint):
+        saved = checkpoint.get("suite", {})
+        self.history = list(saved.get("history", self.history))
+        self._rng_to_restore = saved.get("rng")
 
     def test_step(self, batch, batch_idx, dataloader_idx=0):
         self.objective.evaluate(self, batch, self.test_splits[dataloader_idx])
@@ -59,8 +82,10 @@ class SuiteModule(pl.LightningModule):
         self.artifacts[split] = self.objective.artifacts(split)
         values = self.objective.compute(split)
         self.results[split] = values
+        # The values are already reduced over all ranks (torchmetrics syncs on compute); sync_dist
+        # keeps Lightning from averaging anything else and says so.
         self.log_dict({f"{split}/{k}": v for k, v in values.items()}, prog_bar=split == "val",
-                      add_dataloader_idx=False)
+                      add_dataloader_idx=False, sync_dist=True)
 
     # -- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -72,15 +97,20 @@ class SuiteModule(pl.LightningModule):
             [{"params": decay, "weight_decay": o["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
             lr=o["lr"], betas=tuple(o["betas"]),
         )
-        total = max(1, int(self.trainer.max_steps))
-        warmup, floor = int(o["warmup_steps"]), float(o["min_lr_ratio"])
+        # Optimizer steps of the whole run, whether it is set by max_steps or max_epochs, and
+        # after gradient accumulation and the number of devices (Lightning computes it).
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise SuiteError("the training data has no length, so max_epochs cannot set the schedule; set --trainer.max_steps")
+        total = max(1, int(total))
+        warmup, floor = min(int(o["warmup_steps"]), total), float(o["min_lr_ratio"])
 
-        def factor(step):
+        def factor(step):  # step 0 is the first optimizer step; the last one is total - 1
             if step < warmup:
                 return (step + 1) / warmup
             if o["schedule"] == "constant":
                 return 1.0
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            progress = min(1.0, (step - warmup + 1) / max(1, total - warmup))
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
@@ -102,3 +132,32 @@ class SuiteModule(pl.LightningModule):
             p.requires_grad_(train)
             trainable += train
         return trainable
+
+
+class NonFiniteLoss(SuiteError):
+    def __init__(self, task: str, step: int, value: float):
+        self.step = step
+        super().__init__(f"task {task}: the training loss is {value} at step {step}; try a lower --optim.lr, "
+                         f"--trainer.gradient_clip_val 1.0 or --trainer.precision 32-true")
+
+
+def rng_state() -> dict:
+    """Every random number generator a training step may draw from (dropout, augmentation, sampling)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, py_gauss = random.getstate()
+    # Tensors, numbers and lists only: loadable with torch.load(weights_only=True).
+    state = {"torch": torch.get_rng_state(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+             "python": [version, list(internal), py_gauss]}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, py_gauss = state["python"]
+    random.setstate((version, tuple(internal), py_gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -41,8 +41,20 @@ class Task:
     def build_head(self, tokenizer: Tokenizer, d_model: int, cfg: dict) -> nn.Module:
         raise NotImplementedError
 
+    def prepare_data(self, cfg: dict) -> None:
+        """Download, generate and cache what ``build_tokenizer`` and ``build_data`` will read.
+
+        Called once per machine before them, under a file lock (``suite.file_lock``), so that
+        two processes (DDP ranks, parallel runs) never write one cache; they then only load.
+        Keep caches under ``suite.cache_dir(name)``. The default does nothing.
+        """
+
     def build_data(self, tokenizer: Tokenizer, cfg: dict) -> dict[str, Dataset]:
-        """Datasets by split: "train", "val", "test", and any further "test_*" evaluation splits."""
+        """Datasets by split: "train", "val", "test", and any further "test_*" evaluation splits.
+
+        The training set is best a :class:`suite.Stream` (split between ranks, resumable); a
+        map-style Dataset is shuffled into one by the host. Evaluation splits are map-style.
+        """
         raise NotImplementedError
 
     def collate(self, samples: list) -> dict[str, torch.Tensor]:

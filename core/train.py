@@ -5,21 +5,29 @@ import difflib
 import inspect
 import json
 import logging
+import os
+import shutil
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from . import config as config_mod
-from . import runs
+from . import machine, runs
+from .cache import prepare
 from .backbone import BackboneConfig
+from .checkpoints import AtomicCheckpointIO, ResumeCheckpoint
 from .data import SuiteDataModule
 from .errors import SuiteError
-from .module import SuiteModule
+from .module import NonFiniteLoss, SuiteModule
+
+
+RUN_DIR_ENV = "SUITE_RUN_DIR"  # the run directory, passed by rank 0 to the processes Lightning launches
 
 
 def quiet_lightning() -> None:
@@ -32,8 +40,19 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=r".*GPU available but not used.*")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")  # Lightning 2.6 on torch 2.11
-    if torch.cuda.is_available():
-        torch.set_float32_matmul_precision("high")
+    warnings.filterwarnings("ignore", message=r".*Your `IterableDataset` has `__len__` defined.*")  # suite.Stream: exact
+    warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")  # steps, not epochs, are logged
+
+
+def launch_rank() -> int:
+    """This process's global rank as the launcher set it (Lightning, torchrun, SLURM), before the Trainer starts."""
+    return rank_zero_only.rank
+
+
+def say(*args) -> None:
+    """print, on rank 0 only."""
+    if launch_rank() == 0:
+        print(*args)
 
 
 def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extra_callbacks=()) -> pl.Trainer:
@@ -45,16 +64,14 @@ def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extr
             raise SuiteError(f"unknown setting --trainer.{key}" + (f"; did you mean --trainer.{hint[0]}?" if hint else ""))
     callbacks = list(extra_callbacks)
     if run_dir is not None:
-        callbacks.append(ModelCheckpoint(
-            dirpath=run_dir / "checkpoints", filename="step{step}", save_last=True, save_top_k=0,
-            every_n_train_steps=int(cfg["run"]["checkpoint_every"]),
-        ))
+        callbacks.append(ResumeCheckpoint(run_dir / "checkpoints", int(cfg["run"]["checkpoint_every"])))
     return pl.Trainer(
         **t,
         default_root_dir=str(run_dir) if run_dir else None,
         logger=CSVLogger(str(run_dir), name="logs", version="") if run_dir else False,
         callbacks=callbacks,
-        enable_checkpointing=run_dir is not None,
+        plugins=[AtomicCheckpointIO()],
+        enable_checkpointing=False,  # ResumeCheckpoint writes checkpoints/last.ckpt
         enable_progress_bar=progress,
         enable_model_summary=False,
     )
@@ -84,14 +101,14 @@ def apply_init(module: SuiteModule, cfg: dict, registry, origin_state=None, own_
             own = runs.init_own_parts(module, origin_state[4].state_dict, origin)
             counts["loaded"] += own
             counts["initialised"] -= own
-        print(f"init-from {origin}: loaded {counts['loaded']} tensors, skipped {counts['skipped']}, "
-              f"newly initialised {counts['initialised']} "
-              + ("(the task uses the source's vocabulary and embeddings)" if own_parts else "(adapter and head are new)"))
+        say(f"init-from {origin}: loaded {counts['loaded']} tensors, skipped {counts['skipped']}, "
+            f"newly initialised {counts['initialised']} "
+            + ("(the task uses the source's vocabulary and embeddings)" if own_parts else "(adapter and head are new)"))
     mode = cfg["init"].get("freeze") or "none"
     trainable = module.freeze_backbone(mode)
     if mode != "none":
         n_train = sum(p.numel() for p in module.parameters() if p.requires_grad)
-        print(f"freeze {mode}: {trainable} backbone tensors train; {n_train:,} trainable parameters in all")
+        say(f"freeze {mode}: {trainable} backbone tensors train; {n_train:,} trainable parameters in all")
     return counts
 
 
@@ -109,21 +126,62 @@ def adopt_source_backbone(cfg: dict, registry) -> tuple | None:
     return resolved
 
 
-def evaluate_module(module: SuiteModule, dm: SuiteDataModule, cfg: dict, progress: bool = True) -> dict:
-    """Metrics on "val" and every "test*" split, with the module as it is."""
+def evaluate_module(module: SuiteModule, dm: SuiteDataModule, cfg: dict, progress: bool = True,
+                    trainer: pl.Trainer | None = None) -> dict:
+    """Metrics on "val" and every "test*" split, with the module as it is. ``trainer``: the one
+    that trained it (under DDP every rank evaluates its part); by default a new one-device Trainer."""
     module.test_splits = dm.eval_splits = ["val", *dm.test_splits]
-    make_trainer(cfg, None, progress=progress).test(module, datamodule=dm, verbose=False)
+    if trainer is None:
+        trainer = make_trainer({**cfg, "trainer": {**cfg["trainer"], "devices": 1, "strategy": "auto", "num_nodes": 1}},
+                               None, progress=progress)
+    trainer.test(module, datamodule=dm, verbose=False)
     return {s: module.results[s] for s in module.test_splits}
+
+
+def shared_run_dir(cfg: dict) -> Path:
+    """The run directory: made by rank 0 and handed to every other process of the run.
+
+    Processes that Lightning launches inherit it from rank 0's environment; under SLURM or
+    torchrun, where every process starts on its own, the job's id names it."""
+    if os.environ.get(RUN_DIR_ENV):
+        return Path(os.environ[RUN_DIR_ENV])
+    job = os.environ.get("SLURM_JOB_ID") if int(os.environ.get("SLURM_NTASKS", "1")) > 1 else None
+    job = job or os.environ.get("TORCHELASTIC_RUN_ID")
+    if job and not cfg["run"].get("name"):
+        cfg = {**cfg, "run": {**cfg["run"], "name": f"job-{job}"}}
+    if launch_rank() != 0:
+        if not cfg["run"].get("name"):
+            raise SuiteError(f"rank {launch_rank()}: no run directory from rank 0; set --run.name for this launcher")
+        return Path(cfg["run"]["root"]) / cfg["task"] / cfg["run"]["name"]
+    return runs.new_run_dir(cfg)
+
+
+@contextmanager
+def cleaned_up_on_failure(run_dir: Path, fresh: bool):
+    """A run that fails before its first checkpoint leaves no directory behind (a fresh one is
+    removed); one that fails later keeps its checkpoints and gets error.txt with the reason."""
+    try:
+        yield
+    except BaseException as e:
+        if launch_rank() == 0 and run_dir.is_dir():
+            if fresh and not (run_dir / "checkpoints" / "last.ckpt").is_file():
+                shutil.rmtree(run_dir, ignore_errors=True)
+            else:
+                (run_dir / "error.txt").write_text(f"{type(e).__name__}: {e}\n")
+        raise
 
 
 def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bool = True,
           data_cache: dict | None = None) -> Path:
     """Train one run and write its run directory; returns the directory.
 
-    ``data_cache``: a dict shared by many runs in one process (the transfer matrix); runs of the
-    same task, data settings and seed reuse one tokenizer and one set of datasets.
+    The same function runs in every process of a multi-device run: all of them train and
+    evaluate, rank 0 alone writes files. ``data_cache``: a dict shared by many runs in one process
+    (the transfer matrix); runs of the same task, data settings and seed reuse one tokenizer and
+    one set of datasets.
     """
     quiet_lightning()
+    settings = machine.configure(cfg)
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     if resume is not None:
         run_dir = Path(resume)
@@ -134,8 +192,11 @@ def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bo
         module.cfg = cfg
         module.freeze_backbone(cfg["init"].get("freeze") or "none")
         init_counts = json.loads((run_dir / "metrics.json").read_text()).get("init") if (run_dir / "metrics.json").is_file() else None
+        prepare(task, cfg)
+        cached = None
     else:
         source = adopt_source_backbone(cfg, registry)
+        prepare(task, cfg)  # downloads and caches, once, before anything reads them
         # A task may adopt the source's vocabulary, and with it the source's embeddings.
         tokenizer = task.tokenizer_from_source(source[4], cfg) if source else None
         own_parts = tokenizer is not None
@@ -143,38 +204,56 @@ def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bo
         cached = data_cache.get(cache_key) if data_cache is not None and not own_parts else None
         tokenizer, module = build(task, cfg, cached[0] if cached else tokenizer)
         init_counts = apply_init(module, cfg, registry, source, own_parts=own_parts)
-        run_dir = runs.new_run_dir(cfg)
+        run_dir = shared_run_dir(cfg)
         ckpt = None
-    runs.save_run_files(run_dir, cfg, tokenizer)
-    print(f"run directory: {run_dir}")
-    n_params = sum(p.numel() for p in module.parameters())
-    print(f"task {task.name}: {n_params:,} parameters, backbone {runs.describe_backbone(cfg['backbone'])}, "
-          f"{cfg['trainer']['max_steps']} steps")
+    with cleaned_up_on_failure(run_dir, fresh=resume is None):
+        if launch_rank() == 0:
+            runs.save_run_files(run_dir, cfg, tokenizer)
+        say(f"run directory: {run_dir}")
+        n_params = sum(p.numel() for p in module.parameters())
+        t = cfg["trainer"]
+        budget = f"{t['max_steps']} steps" if int(t.get("max_steps", -1)) >= 0 else f"{t.get('max_epochs')} epochs"
+        say(f"task {task.name}: {n_params:,} parameters, backbone {runs.describe_backbone(cfg['backbone'])}, {budget}")
+        say(f"precision {t.get('precision', '32-true')}, {settings}")
+        if cfg["run"].get("compile"):
+            module.backbone.compile()  # in place: state-dict keys stay the same
 
-    dm = SuiteDataModule(task, tokenizer, cfg, datasets=cached[1] if resume is None and cached else None)
-    if data_cache is not None and resume is None and not own_parts:
-        dm.setup()
-        data_cache[cache_key] = (tokenizer, dm.datasets)
-    trainer = make_trainer(cfg, run_dir, progress=progress)
-    start = time.time()
-    trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
-    if trainer.interrupted:
-        raise SuiteError(f"training interrupted at step {trainer.global_step}; continue with: suite train --resume {run_dir}")
-    train_time = time.time() - start
-    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)  # resumable from the final step
-    runs.save_weights(module, run_dir)
-
-    results = evaluate_module(module, dm, cfg, progress)
-    for split, extra in module.artifacts.items():
-        for name, data in extra.items():
-            runs.write_json(run_dir / f"{split}_{name}.json", data)
-    objective = module.objective
-    metrics = {
-        "task": task.name, "step": trainer.global_step, "train_seconds": round(train_time, 1),
-        "primary": objective.primary, "higher_is_better": objective.higher_is_better,
-        "splits": results, "history": module.history, "init": init_counts,
-    }
-    runs.write_json(run_dir / "metrics.json", metrics)
+        dm = SuiteDataModule(task, tokenizer, cfg, datasets=cached[1] if cached else None)
+        if data_cache is not None and resume is None and cache_key not in data_cache and not own_parts:
+            dm.setup()
+            data_cache[cache_key] = (tokenizer, dm.datasets)
+        trainer = make_trainer(cfg, run_dir, progress=progress)
+        start = time.time()
+        os.environ[RUN_DIR_ENV] = str(run_dir)  # for the processes a multi-device Trainer launches
+        try:
+            trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
+        except NonFiniteLoss as e:
+            step = next(c.saved_step for c in trainer.callbacks if isinstance(c, ResumeCheckpoint))
+            kept = (f"checkpoints/last.ckpt of step {step} is kept" if step > 0 else
+                    "checkpoints/last.ckpt is kept" if (run_dir / "checkpoints" / "last.ckpt").is_file() else
+                    "no checkpoint was written before it")
+            raise SuiteError(f"{e}; {kept} in {run_dir}") from None
+        finally:
+            os.environ.pop(RUN_DIR_ENV, None)
+        if trainer.interrupted:
+            raise SuiteError(f"training interrupted at step {trainer.global_step}; continue with: suite train --resume {run_dir}")
+        train_time = time.time() - start
+        trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)  # resumable from the final step
+        results = evaluate_module(module, dm, cfg, progress, trainer=trainer)
+        if trainer.global_rank != 0:
+            return run_dir
+        runs.save_weights(module, run_dir)
+        for split, extra in module.artifacts.items():
+            for name, value in extra.items():
+                runs.write_json(run_dir / f"{split}_{name}.json", value)
+        objective = module.objective
+        metrics = {
+            "task": task.name, "step": trainer.global_step, "train_seconds": round(train_time, 1),
+            "primary": objective.primary, "higher_is_better": objective.higher_is_better,
+            "splits": results, "history": module.history, "init": init_counts,
+            "world_size": trainer.world_size,
+        }
+        runs.write_json(run_dir / "metrics.json", metrics)
     print_results(results, objective.primary)
     print(f"run directory: {run_dir}")
     return run_dir
@@ -194,6 +273,8 @@ def print_results(results: dict, primary: str) -> None:
 def evaluate_run(run_dir: Path, registry, progress: bool = True) -> dict:
     quiet_lightning()
     task, cfg, tokenizer, module = runs.load_run(run_dir, registry)
+    machine.configure(cfg)
+    prepare(task, cfg)
     dm = SuiteDataModule(task, tokenizer, cfg)
     results = evaluate_module(module, dm, cfg, progress)
     print_results(results, module.objective.primary)

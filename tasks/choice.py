@@ -15,9 +15,9 @@ often the unmasked argmax is a legal option) and the loss.
 from __future__ import annotations
 
 import torch
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MetricCollection
 
-from .objective import Objective
+from .objective import Objective, mean_metric
 
 
 def mask_options(logits: torch.Tensor, legal: torch.Tensor | None) -> torch.Tensor:
@@ -48,7 +48,7 @@ class Choice(Objective):
 
     def make_metrics(self):
         return MetricCollection({
-            "accuracy": MeanMetric(), "top3_accuracy": MeanMetric(), "legal_rate": MeanMetric(), "loss": MeanMetric(),
+            "accuracy": mean_metric(), "top3_accuracy": mean_metric(), "legal_rate": mean_metric(), "loss": mean_metric(),
         })
 
     def loss(self, model, batch):

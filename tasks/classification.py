@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from .objective import Objective
+from .objective import Objective, mean_metric
 
 
 def top_classes(probs: torch.Tensor, classes: list[str], top: int = 1) -> str:
@@ -34,7 +34,7 @@ class Classification(Objective):
         return MetricCollection({
             "accuracy": MulticlassAccuracy(n, average="micro"),
             "macro_accuracy": MulticlassAccuracy(n, average="macro"),
-            "loss": MeanMetric(),
+            "loss": mean_metric(),
             "confusion": MulticlassConfusionMatrix(n),
         })
 

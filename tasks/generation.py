@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MetricCollection
 
-from .objective import Objective
+from .objective import Objective, mean_metric
 
 IGNORE = -100
 
@@ -54,7 +54,7 @@ class Generation(Objective):
     primary = "exact_match"
 
     def make_metrics(self):
-        return MetricCollection({"exact_match": MeanMetric(), "token_accuracy": MeanMetric(), "loss": MeanMetric()})
+        return MetricCollection({"exact_match": mean_metric(), "token_accuracy": mean_metric(), "loss": mean_metric()})
 
     def loss(self, model, batch):
         logits = model(batch)

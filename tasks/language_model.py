@@ -16,10 +16,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MetricCollection, SumMetric
+from torchmetrics import MetricCollection
 
 from .generation import IGNORE
-from .objective import Objective
+from .objective import Objective, sum_metric
 
 
 @torch.no_grad()
@@ -53,7 +53,7 @@ class LanguageModel(Objective):
     higher_is_better = False
 
     def make_metrics(self):
-        return MetricCollection({"nll": SumMetric(), "tokens": SumMetric(), "bytes": SumMetric()})
+        return MetricCollection({"nll": sum_metric(), "tokens": sum_metric(), "bytes": sum_metric()})
 
     def loss(self, model, batch):
         logits = model(batch)

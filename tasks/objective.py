@@ -3,7 +3,18 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection, SumMetric
+
+
+def mean_metric() -> MeanMetric:
+    """A running mean in which NaN stays NaN: a value that went wrong is reported, never averaged away
+    (torchmetrics' default drops NaNs with a warning)."""
+    return MeanMetric(nan_strategy="disable")
+
+
+def sum_metric() -> SumMetric:
+    """A running sum in which NaN stays NaN (see ``mean_metric``)."""
+    return SumMetric(nan_strategy="disable")
 
 
 class Objective(nn.Module):

@@ -10,6 +10,12 @@ from pathlib import Path
 import pytest
 
 SUITE = str(Path(sys.executable).parent / "suite")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Caches (audio features, locks) go to a directory of this test session, not ~/.cache."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
 TINY = ["--backbone.preset", "tiny", "--no-progress"]
 
 

@@ -13,7 +13,7 @@ import re
 import zlib
 
 import torch
-from torch.utils.data import Dataset, IterableDataset, get_worker_info
+from torch.utils.data import Dataset
 
 import suite
 
@@ -51,20 +51,23 @@ def encode(tokenizer, problem: str, answer: str, reverse: bool) -> tuple[list[in
     return tokenizer.encode(problem), tokenizer.encode(answer[::-1] if reverse else answer) + [tokenizer.EOS]
 
 
-class TrainStream(IterableDataset):
-    """Endless training problems, skipping every held-out one."""
+class TrainStream(suite.Stream):
+    """Training problems, ``epoch_size`` to an epoch, skipping every held-out one."""
 
     def __init__(self, tokenizer, data: dict, seed: int):
-        self.tokenizer, self.data, self.seed = tokenizer, data, seed
+        super().__init__(seed)
+        self.tokenizer, self.data = tokenizer, data
 
-    def __iter__(self):
-        info = get_worker_info()
-        rng = random.Random(self.seed * 1000 + (info.id if info else 0))
-        d = self.data
-        while True:
+    def size(self):
+        return int(self.data.get("epoch_size", 1_000_000))
+
+    def samples(self, indices, generator):
+        rng, d, out = random.Random(generator.initial_seed()), self.data, []
+        while len(out) < len(indices):
             problem, answer = sample_problem(rng, d["ops"], (d["min_digits"], d["max_digits"]))
             if split_of(problem, d["holdout_percent"]) == "train":
-                yield encode(self.tokenizer, problem, answer, d["reverse"])
+                out.append(encode(self.tokenizer, problem, answer, d["reverse"]))
+        return out
 
 
 class FixedSet(Dataset):

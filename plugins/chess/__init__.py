@@ -16,9 +16,9 @@ from __future__ import annotations
 import suite
 
 from . import data as chess_data
-from .generate import cpu_cores, stockfish_positions
+from .generate import cpu_cores, ensure_shards, stockfish_positions
 from .heads import PolicyHead
-from .mate import cached_mate_positions
+from .mate import cached_mate_positions, mate_chunks
 from .pgn import read_pgn
 from .policy import move_probabilities, parse_fen, value_probabilities
 from .tokenizer import ChessTokenizer
@@ -45,12 +45,24 @@ class ChessTask(suite.Task):
         return PolicyHead(d_model)
 
     # -- data ----------------------------------------------------------------------------------
-    def positions(self, cfg) -> chess_data.Positions:
+    def prepare_data(self, cfg):
+        """Stockfish's labels and the mate-in-one puzzles, generated into the cache once."""
         d = cfg["data"]
+        if not self.uses_pgn(d):
+            ensure_shards(d)
+        if int(d.get("mate_puzzles") or 0):
+            self.mate_puzzles(int(d["mate_puzzles"]), cfg, load=False)
+
+    @staticmethod
+    def uses_pgn(d: dict) -> bool:
         source = d.get("source") or "auto"
         if source not in ("auto", "stockfish", "pgn"):
             raise suite.SuiteError(f"data.source must be auto, stockfish or pgn, not {source!r}")
-        if source == "pgn" or (source == "auto" and d.get("pgn")):
+        return source == "pgn" or (source == "auto" and bool(d.get("pgn")))
+
+    def positions(self, cfg) -> chess_data.Positions:
+        d = cfg["data"]
+        if self.uses_pgn(d):
             if not d.get("pgn"):
                 raise suite.SuiteError("data.source pgn needs --data.pgn FILE (or a glob; .pgn, .gz, .bz2, .zst)")
             p, counts, files = read_pgn(d["pgn"], min_elo=int(d.get("min_elo") or 0), max_positions=int(d["positions"]))
@@ -77,12 +89,14 @@ class ChessTask(suite.Task):
                 raise suite.SuiteError(f"the {s} split is empty: give more data (--data.positions) or a larger data.{s}_percent")
         return parts
 
-    def mate_puzzles(self, n: int, cfg) -> chess_data.Positions:
-        from .generate import cache_root
-
+    def mate_puzzles(self, n: int, cfg, load: bool = True) -> chess_data.Positions | None:
         d = cfg["data"]
         workers = int(d.get("workers") or cpu_cores())
-        return cached_mate_positions(n, int(d["seed"]), cache_root(d.get("cache_dir")), workers)
+        where = suite.cache_dir("chess", d.get("cache_dir"))
+        if not load:
+            mate_chunks(n, int(d["seed"]), where, workers)
+            return None
+        return cached_mate_positions(n, int(d["seed"]), where, workers)
 
     def build_data(self, tokenizer, cfg):
         mask_train = bool(cfg.get("model", {}).get("mask_loss", False))
@@ -129,6 +143,9 @@ class ChessValueTask(ChessTask):
 class ChessMateTask(ChessTask):
     name = "chess-mate"
     description = "find a mating move in mate-in-one positions (generated with python-chess)"
+
+    def prepare_data(self, cfg):
+        self.mate_puzzles(int(cfg["data"]["positions"]), cfg, load=False)
 
     def positions(self, cfg):
         return self.mate_puzzles(int(cfg["data"]["positions"]), cfg)

@@ -50,13 +50,6 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def cache_root(setting: str | None) -> Path:
-    if setting:
-        return Path(setting).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "suite" / "chess"
-
-
 def settings_of(data: dict) -> dict:
     return {k: data[k] for k in CONTENT_KEYS}
 
@@ -64,7 +57,7 @@ def settings_of(data: dict) -> dict:
 def cache_dir(data: dict) -> Path:
     s = settings_of(data)
     digest = hashlib.sha1(json.dumps(s, sort_keys=True).encode()).hexdigest()[:10]
-    return cache_root(data.get("cache_dir")) / f"stockfish-nodes{s['nodes']}-{digest}"
+    return suite.cache_dir("chess", data.get("cache_dir")) / f"stockfish-nodes{s['nodes']}-{digest}"
 
 
 # -- one shard, in a worker process ------------------------------------------------------------

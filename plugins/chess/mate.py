@@ -81,9 +81,9 @@ def write_mate_chunk(n: int, seed: int, path) -> int:
     return len(p)
 
 
-def cached_mate_positions(n: int, seed: int, root, workers: int = 1, chunk: int = 1000, progress: bool = True) -> Positions:
-    """``n`` puzzles (rounded up to whole chunks), made in chunks of ``chunk`` by ``workers``
-    processes and kept as JSON under ``root`` for the next run."""
+def mate_chunks(n: int, seed: int, root, workers: int = 1, chunk: int = 1000, progress: bool = True) -> list[Path]:
+    """The files of ``n`` puzzles (rounded up to whole chunks) under ``root``, made where missing
+    in chunks of ``chunk`` by ``workers`` processes."""
     from .generate import in_processes
 
     root = Path(root) / f"mate-in-one-{chunk}"
@@ -94,8 +94,13 @@ def cached_mate_positions(n: int, seed: int, root, workers: int = 1, chunk: int 
         print(f"generating {len(missing) * chunk} mate-in-one puzzles into {root}")
         jobs = [(chunk, seed * 100_003 + i, paths[i]) for i in missing]
         in_processes(write_mate_chunk, jobs, workers, "mate-in-one puzzles", chunk, progress)
+    return paths
+
+
+def cached_mate_positions(n: int, seed: int, root, workers: int = 1, chunk: int = 1000, progress: bool = True) -> Positions:
+    """``n`` puzzles, made once (``mate_chunks``) and kept as JSON under ``root`` for the next run."""
     out = Positions(correct=[])
-    for path in paths:
+    for path in mate_chunks(n, seed, root, workers, chunk, progress):
         d = json.loads(path.read_text())
         for fen, correct in zip(d["fen"], d["correct"]):
             out.fen.append(fen)

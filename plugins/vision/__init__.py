@@ -17,7 +17,7 @@ import dataclasses
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset, IterableDataset, get_worker_info
+from torch.utils.data import Dataset
 
 import suite
 
@@ -101,8 +101,8 @@ class PatchSet(Dataset):
         return {"inputs": self.inputs[i], "label": self.labels[i]}
 
 
-class TrainStream(IterableDataset):
-    """Endless shuffled training samples, augmented and tokenised a group at a time.
+class TrainStream(suite.Stream):
+    """Shuffled training images, augmented and tokenised a batch at a time.
 
     A transforms.v2 transform given a (G, C, H, W) tensor draws its random parameters once for
     the whole group, so groups of ``group`` images share a draw: per-image draws cost a Python
@@ -111,23 +111,21 @@ class TrainStream(IterableDataset):
     """
 
     def __init__(self, tokenizer, images: torch.Tensor, labels: torch.Tensor, augment, group: int, seed: int):
+        super().__init__(seed)
         self.tokenizer, self.images, self.labels = tokenizer, images, labels.long()
-        self.augment, self.group, self.seed = augment, max(1, int(group)), seed
+        self.augment, self.group = augment, max(1, int(group))
 
-    def __iter__(self):
-        info = get_worker_info()
-        g = torch.Generator().manual_seed(self.seed * 1000 + (info.id if info else 0))
-        n, chunk = len(self.labels), 256
-        while True:
-            order = torch.randperm(n, generator=g)
-            for start in range(0, n, chunk):
-                idx = order[start:start + chunk]
-                images = self.images[idx]
-                if self.augment is not None:  # draws from torch's global generator (seeded per run and worker)
-                    images = torch.cat([self.augment(images[i:i + self.group]) for i in range(0, len(idx), self.group)])
-                inputs, labels = self.tokenizer.encode(images), self.labels[idx]
-                for i in range(len(idx)):
-                    yield {"inputs": inputs[i], "label": labels[i]}
+    def size(self):
+        return len(self.labels)
+
+    def samples(self, indices, generator):
+        images = self.images[indices]
+        if self.augment is not None:
+            with torch.random.fork_rng(devices=[]):  # transforms.v2 draws from the global RNG: key it to this batch
+                torch.manual_seed(generator.initial_seed())
+                images = torch.cat([self.augment(images[i:i + self.group]) for i in range(0, len(indices), self.group)])
+        inputs, labels = self.tokenizer.encode(images), self.labels[indices]
+        return [{"inputs": x, "label": y, "index": i} for x, y, i in zip(inputs, labels, indices)]
 
 
 # -- the task ---------------------------------------------------------------------------------
