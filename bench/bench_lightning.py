@@ -3,8 +3,9 @@ Lightning Trainer set up as `suite train` sets it up: logging, checkpoint callba
 and through a plain PyTorch loop. Prints tokens/s of each and their ratio (target: >= 0.95).
 
 The batch is made once and served again and again, so both measure the step, not the data.
-The two alternate `--rounds` times in one process and the best round of each counts, which keeps
-a shared machine's noise out of the ratio.
+Time is this process's CPU time (time.process_time) on one thread by default (`--threads`): on
+a shared machine, other processes' work changes wall time a lot and CPU time little. The two
+alternate `--rounds` times in one process and the best round of each counts.
 
 Usage: python bench/bench_lightning.py [--presets tiny,small] [--steps 60] [--rounds 3]
 """
@@ -34,17 +35,17 @@ class Same(IterableDataset):
 
 
 class Clock(Callback):
-    """Wall time from the start of step ``skip`` to the end of the last step."""
+    """CPU time from the start of step ``skip`` to the end of the last step."""
 
     def __init__(self, skip):
         self.skip, self.start, self.end = skip, None, None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if batch_idx == self.skip:
-            self.start = time.perf_counter()
+            self.start = time.process_time()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.end = time.perf_counter()
+        self.end = time.process_time()
 
 
 def setup(preset: str, batch_size: int, seq: int):
@@ -67,14 +68,14 @@ def plain(task, tokenizer, cfg, batch, steps: int, skip: int) -> float:
     model.train()
     for i in range(steps):
         if i == skip:
-            start = time.perf_counter()
+            start = time.process_time()
         loss = model.objective.loss(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def lightning(task, tokenizer, cfg, batch, steps: int, skip: int, compile: bool = False, **trainer) -> float:
@@ -100,9 +101,11 @@ if __name__ == "__main__":
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     quiet_lightning()
-    print(machine.configure({"run": {}, "trainer": {"devices": 1}}), f"batch {args.batch} x {args.seq} tokens, CPU")
+    print(machine.configure({"run": {"threads": args.threads}, "trainer": {"devices": 1}}),
+          f"batch {args.batch} x {args.seq} tokens, CPU; tokens per CPU-second")
     skip = 10
     for preset in args.presets.split(","):
         task, tokenizer, cfg, batch = setup(preset, args.batch, args.seq)
