@@ -5,6 +5,8 @@ import torch
 from torch import nn
 from torchmetrics import MetricCollection
 
+from .batches import Batch
+
 
 class Objective(nn.Module):
     """Turns a model's outputs on a batch into a loss (training) and metrics (evaluation).
@@ -15,6 +17,7 @@ class Objective(nn.Module):
 
     primary = "accuracy"
     higher_is_better = True
+    batch: type = Batch  # the batch layout this objective reads
 
     def __init__(self, task, tokenizer, cfg: dict):
         super().__init__()

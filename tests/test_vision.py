@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 import suite
-from suite.plugins.vision import ImageTokenizer, PatchSet, TrainStream, VisionTask, build_augment
+from suite.plugins.vision import ImageTokenizer, TrainStream, VisionTask, build_augment
 from suite.plugins.vision.data import load_images
 
 from conftest import metrics, run_dir_from, suite_main
@@ -59,7 +59,7 @@ def test_augmentation_is_for_training_only():
     data = load_images(cfg["data"], 0)
     sets = task.build_data(tok, cfg)
     # evaluation patches are exactly the tokenised images, every time
-    assert isinstance(sets["test"], PatchSet) and isinstance(sets["train"], TrainStream)
+    assert isinstance(sets["test"], suite.PatchSet) and isinstance(sets["train"], TrainStream)
     assert torch.equal(sets["test"][5]["inputs"], tok.encode(data.test_images[5:6])[0])
     assert sets["train"].augment is not None
     # without augmentation the stream serves the plain training images; with it, altered ones
