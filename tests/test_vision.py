@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 import suite
+from suite import testing
 from suite.plugins.vision import ImageTokenizer, TrainStream, VisionTask, build_augment
 from suite.plugins.vision.data import load_images
 
@@ -37,6 +38,12 @@ def test_patches_are_the_normalised_image_squares():
     assert torch.equal(again.encode(images), patches)
     with pytest.raises(suite.SuiteError, match="must divide"):
         ImageTokenizer(1, 8, 8, 3, [0.0], [1.0], ["a"])
+
+
+def test_batches_and_tokenizer_keep_the_plugin_contract():
+    batches = testing.check_batches("vision")
+    assert batches["test"]["inputs"].shape == (4, 16, 4)  # 8x8 digits in 2x2 patches
+    assert testing.roundtrip_tokenizer("vision").classes == [str(i) for i in range(10)]
 
 
 def test_digits_default_splits_are_disjoint_and_stratified():
