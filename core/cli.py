@@ -108,6 +108,18 @@ def cmd_plugins(args, extra) -> int:
     return 0
 
 
+def cmd_new_plugin(args, extra) -> int:
+    from .newplugin import new_plugin
+
+    if extra:
+        raise SuiteError(f"unexpected arguments: {' '.join(extra)}")
+    out, written = new_plugin(args.name, args.dir, get_registry())
+    print(f"wrote {out}/: {', '.join(written)}")
+    print(f"next: pip install -e {out}; then `suite tasks` lists {args.name}, `suite train --task {args.name}` "
+          f"trains it and `pytest {out}` runs its tests")
+    return 0
+
+
 def cmd_tasks(args, extra) -> int:
     tasks = get_registry().all_tasks()
     width = max((len(n) for n in tasks), default=4)
@@ -166,6 +178,13 @@ def build_parser(registry) -> argparse.ArgumentParser:
 
     sub.add_parser("plugins", help="list plugins and what they add").set_defaults(func=cmd_plugins)
     sub.add_parser("tasks", help="list tasks").set_defaults(func=cmd_tasks)
+
+    p = sub.add_parser("new-plugin", help="write a new plugin package: one working task, its settings, README and tests",
+                       description="Write a plugin package that `pip install -e DIR` makes visible in `suite tasks`, "
+                                   "that `suite train --task NAME` trains, and whose tests pass as written.")
+    p.add_argument("name", help="the plugin's and its task's name, such as my-task")
+    p.add_argument("--dir", help="where to write it (default: ./suite-NAME)")
+    p.set_defaults(func=cmd_new_plugin)
 
     for name, command in registry.all_commands().items():
         if name in sub.choices:
