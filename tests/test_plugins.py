@@ -11,26 +11,16 @@ from suite.train import build
 from conftest import TINY, metrics, run_dir_from, run_suite, suite_main
 
 
-class ParityTask(suite.Task):
+class ParityTask(suite.ClassificationTask):
     """A task defined by a test: is the number of 1s in a bit string odd?"""
 
     name = "parity"
     domain = "test"
     description = "parity of a bit string"
-    objective = suite.Classification
-    tokenizer_class = suite.CharTokenizer
+    class_names = ["even", "odd"]
 
     def build_tokenizer(self, cfg):
         return suite.CharTokenizer("01")
-
-    def build_adapter(self, tokenizer, d_model, cfg):
-        return suite.EmbeddingAdapter(tokenizer.vocab_size, d_model)
-
-    def build_head(self, tokenizer, d_model, cfg):
-        return suite.ClassifierHead(d_model, 2)
-
-    def classes(self, tokenizer):
-        return ["even", "odd"]
 
 
 class ParityPlugin:
