@@ -19,6 +19,7 @@ EPILOG = """examples:
   suite eval runs/arithmetic/20260101-120000
   suite predict runs/arithmetic/20260101-120000 "123+456"
   suite transfer --sources chess,text,minilm --targets vision,audio
+  suite new-plugin my-task
 
 Any setting of the resolved config (see --print-config) is overridden as --section.key VALUE.
 Switch plugins off with --disable-plugin NAME (repeatable) or {plugins_env}=NAME,NAME;
