@@ -196,16 +196,17 @@ def twins(tmp_path, monkeypatch):
     registry.reset_registry()
 
 
-def test_two_distributions_claiming_one_task_name_list_both_and_the_rest_trains(twins, tmp_path):
+def test_two_distributions_claiming_one_task_name_list_both_and_the_rest_trains(twins, tmp_path, capsys):
     proc = run_suite("plugins", env=twins)
     assert proc.returncode == 0
     assert "twin-a  [twin-a 1.0]\n    tasks: twin (UNUSABLE: also registered by another plugin), solo-twin-a" in proc.stdout
     assert "task 'twin' is registered by 2 plugins, 'twin-a' (twin-a 1.0) and 'twin-b' (twin-b 2.0)" in proc.stdout
     assert "arithmetic  [suite" in proc.stdout
-    proc = run_suite("train", "--task", "solo-twin-a", *TINY, "--trainer.max_steps", 2, "--trainer.val_check_interval", 2,
-                     "--run.root", tmp_path / "runs", env=twins)
-    assert set(metrics(run_dir_from(proc.stdout))["splits"]) == {"val", "test"}
-    assert proc.stderr.count("task 'twin' is registered by 2 plugins") == 1  # a warning, not an error
+    registry.reset_registry()  # this process sees the two distributions too (the twins fixture)
+    code, out, err = suite_main(capsys, "train", "--task", "solo-twin-a", *TINY, "--trainer.max_steps", 2,
+                                "--trainer.val_check_interval", 2, "--run.root", tmp_path / "runs")
+    assert code == 0 and set(metrics(run_dir_from(out))["splits"]) == {"val", "test"}
+    assert err.count("task 'twin' is registered by 2 plugins") == 1  # a warning, not an error
 
 
 def test_the_twin_is_unusable_until_one_is_disabled(twins, capsys, monkeypatch):
