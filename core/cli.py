@@ -7,7 +7,8 @@ from pathlib import Path
 
 from . import config as config_mod
 from .errors import SuiteError
-from .registry import DISABLE_ENV, get_registry
+from .freeze import FREEZE_MODES
+from .registry import DISABLE_ENV, DISABLE_PLUGINS_ENV, get_registry, warn
 
 EPILOG = """examples:
   suite tasks
@@ -18,9 +19,11 @@ EPILOG = """examples:
   suite eval runs/arithmetic/20260101-120000
   suite predict runs/arithmetic/20260101-120000 "123+456"
   suite transfer --sources chess,text,minilm --targets vision,audio
+  suite new-plugin my-task
 
 Any setting of the resolved config (see --print-config) is overridden as --section.key VALUE.
-Set {env}=1 to load only the built-in plugins.""".format(env=DISABLE_ENV)
+Switch plugins off with --disable-plugin NAME (repeatable) or {plugins_env}=NAME,NAME;
+set {env}=1 to load only the built-in plugins.""".format(env=DISABLE_ENV, plugins_env=DISABLE_PLUGINS_ENV)
 
 
 def cmd_train(args, extra) -> int:
@@ -91,12 +94,34 @@ def cmd_plugins(args, extra) -> int:
     for info in registry.plugins.values():
         dist = f"{info.distribution} {info.version}".strip() or "(registered directly)"
         print(f"{info.name}  [{dist}]")
+        if info.disabled:
+            print(f"    disabled ({info.disabled})")
         if info.error:
             print(f"    FAILED TO LOAD: {info.error}")
-        for label, items in (("tasks", info.tasks), ("weight sources", info.weight_sources),
-                             ("backbone presets", info.presets), ("commands", info.commands)):
+        for hook, error in info.hook_errors.items():
+            print(f"    {hook} FAILED: {error}")
+        for label, kind, items in (("tasks", "task", info.tasks), ("weight sources", "weight source", info.weight_sources),
+                                   ("backbone presets", "preset", info.presets), ("commands", "command", info.commands)):
             if items:
-                print(f"    {label}: {', '.join(items)}")
+                marked = [f"{n} (UNUSABLE: also registered by another plugin)" if (kind, n) in registry.conflicts else n
+                          for n in items]
+                print(f"    {label}: {', '.join(marked)}")
+    if registry.conflicts:
+        print("conflicts:")
+        for kind, name in registry.conflicts:
+            print(f"    {registry.conflict_message(kind, name)}")
+    return 0
+
+
+def cmd_new_plugin(args, extra) -> int:
+    from .newplugin import new_plugin
+
+    if extra:
+        raise SuiteError(f"unexpected arguments: {' '.join(extra)}")
+    out, written = new_plugin(args.name, args.dir, get_registry())
+    print(f"wrote {out}/: {', '.join(written)}")
+    print(f"next: pip install -e {out}; then `suite tasks` lists {args.name}, `suite train --task {args.name}` "
+          f"trains it and `pytest {out}` runs its tests")
     return 0
 
 
@@ -113,6 +138,8 @@ def build_parser(registry) -> argparse.ArgumentParser:
         prog="suite", description="One Transformer backbone, many domains.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--disable-plugin", metavar="NAME", action="append",
+                        help="switch off a plugin by the name `suite plugins` lists (repeatable; also NAME,NAME)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a task; writes a run directory",
@@ -122,7 +149,7 @@ def build_parser(registry) -> argparse.ArgumentParser:
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--init-from", metavar="RUN_DIR|SOURCE", help="start the backbone from a run or a weight source")
-    p.add_argument("--freeze", choices=["none", "backbone", "fpt"], help="what to freeze after --init-from")
+    p.add_argument("--freeze", choices=FREEZE_MODES, help="what to freeze after --init-from")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads per process (default: the cores this process may use / processes per machine)")
     p.add_argument("--compile", action="store_true", help="torch.compile the backbone (pays off on a GPU)")
@@ -160,7 +187,17 @@ def build_parser(registry) -> argparse.ArgumentParser:
     sub.add_parser("plugins", help="list plugins and what they add").set_defaults(func=cmd_plugins)
     sub.add_parser("tasks", help="list tasks").set_defaults(func=cmd_tasks)
 
+    p = sub.add_parser("new-plugin", help="write a new plugin package: one working task, its settings, README and tests",
+                       description="Write a plugin package that `pip install -e DIR` makes visible in `suite tasks`, "
+                                   "that `suite train --task NAME` trains, and whose tests pass as written.")
+    p.add_argument("name", help="the plugin's and its task's name, such as my-task")
+    p.add_argument("--dir", help="where to write it (default: ./suite-NAME)")
+    p.set_defaults(func=cmd_new_plugin)
+
     for name, command in registry.all_commands().items():
+        if name in sub.choices:
+            warn(f"plugin {command.plugin!r} adds a command {name!r}, which suite has already; it is skipped")
+            continue
         p = sub.add_parser(name, help=command.help, description=command.help)
         command.configure(p)
         p.set_defaults(func=_plugin_command(command.run))
@@ -175,10 +212,25 @@ def _plugin_command(run):
     return call
 
 
+def split_global_options(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``--disable-plugin NAME`` may stand anywhere on the command line: it is taken out before
+    the plugins load (their commands shape the parser). Returns (plugin names, the rest)."""
+    pre = argparse.ArgumentParser(prog="suite", add_help=False, allow_abbrev=False)
+    pre.add_argument("--disable-plugin", action="append", default=[])
+    known, rest = pre.parse_known_args(argv)
+    return [n.strip() for names in known.disable_plugin for n in names.split(",") if n.strip()], rest
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        parser = build_parser(get_registry())
+        disabled, argv = split_global_options(argv)
+        registry = get_registry(disabled)
+        unknown = [n for n in disabled if n not in registry.known]
+        if unknown:
+            raise SuiteError(f"--disable-plugin {unknown[0]}: no plugin of that name; plugins: "
+                             f"{', '.join(sorted(registry.known))} (see `suite plugins`)")
+        parser = build_parser(registry)
         args, extra = parser.parse_known_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()

@@ -1,15 +1,20 @@
 """Settings: YAML from configs/ plus command-line overrides; one resolved dict per run.
 
 Resolution order, later wins:
-  configs/defaults.yaml < the task's ``defaults`` < configs/tasks/<task>.yaml < --config FILE
-  < dotted overrides (``--trainer.max_steps 200``) < the backbone preset's fields for keys
-  not set explicitly under ``backbone``.
+  configs/defaults.yaml < the task's ``defaults`` < the task's ``config_file`` (shipped in its
+  plugin package) < configs/tasks/<task>.yaml < --config FILE < dotted overrides
+  (``--trainer.max_steps 200``) < the backbone preset's fields for keys not set explicitly under
+  ``backbone``.
 The resolved dict is written to every run directory as config.yaml and is enough to rebuild the run.
+
+A task's YAML files may hold a ``transfer:`` section, not a run setting: the task's settings in
+each ``suite transfer`` profile, ``{profile: {dotted.key: value}}`` (``transfer_overrides``).
 """
 from __future__ import annotations
 
 import copy
 import difflib
+import inspect
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -118,13 +123,46 @@ def apply_overrides(cfg: dict, overrides: dict[str, Any]) -> dict:
 OPEN_SECTIONS = ("trainer", "backbone")
 
 
+def task_files(task) -> list:
+    """The YAML files that hold a task's own settings: the one its plugin package ships
+    (``Task.config_file``, next to the module that defines the task), then configs/tasks/<task>.yaml."""
+    files = []
+    if getattr(task, "config_file", None):
+        path = Path(inspect.getfile(type(task))).parent / task.config_file
+        if not path.is_file():
+            raise SuiteError(f"{path}: the config file of task {task.name!r} (Task.config_file) is missing; "
+                             f"is it declared as package data of the plugin?")
+        files.append(path)
+    shipped = configs_dir().joinpath("tasks", f"{task.name}.yaml")
+    if shipped.is_file():
+        files.append(shipped)
+    return files
+
+
+def task_defaults(task) -> dict:
+    """A task's own settings: its ``defaults``, then its YAML files (``transfer:`` left out)."""
+    cfg = copy.deepcopy(getattr(task, "defaults", {}) or {})
+    for path in task_files(task):
+        cfg = merge(cfg, {k: v for k, v in load_yaml(path).items() if k != "transfer"})
+    return cfg
+
+
+def transfer_overrides(task, profile: str) -> dict[str, Any]:
+    """The settings a task asks for in the ``suite transfer`` profile ``profile``, as dotted keys
+    (``{"data.train_size": 2000}``), from the ``transfer:`` sections of its YAML files."""
+    out: dict[str, Any] = {}
+    for path in task_files(task):
+        section = load_yaml(path).get("transfer") or {}
+        if not isinstance(section, dict) or not all(isinstance(v, (dict, type(None))) for v in section.values()):
+            raise SuiteError(f"{path}: `transfer:` must map profile names to settings, e.g. quick: {{data.train_size: 2000}}")
+        out.update(section.get(profile) or {})
+    return out
+
+
 def resolve(task, *, config_file: str | None = None, overrides: dict | None = None, presets: dict | None = None) -> dict:
     """The full config for one run of ``task``."""
     cfg = load_yaml(configs_dir().joinpath("defaults.yaml"))
-    cfg = merge(cfg, getattr(task, "defaults", {}) or {})
-    task_yaml = configs_dir().joinpath("tasks", f"{task.name}.yaml")
-    if task_yaml.is_file():
-        cfg = merge(cfg, load_yaml(task_yaml))
+    cfg = merge(cfg, task_defaults(task))
     if config_file:
         cfg = merge(cfg, load_yaml(config_file))
     cfg = apply_overrides(cfg, overrides or {})

@@ -7,8 +7,9 @@ pip-installed ones are found the same way: through the ``suite.plugins`` entry-p
     myplugin = "my_package.plugin"
 
 Every hook receives a ``register`` callback and calls it once per thing it adds, as llm's
-``register_models`` does. The host records which plugin registered what, so two plugins that
-claim the same name get an error naming both.
+``register_models`` does. The host records which plugin registered what: a name two plugins
+claim is unusable (and only it), with an error naming both; a hook that raises is skipped with
+one warning line. docs/plugins.md describes the whole contract.
 """
 import pluggy
 
@@ -25,7 +26,7 @@ def suite_register_tasks(register):
 
     Call ``register(task)`` for every :class:`suite.Task` instance the plugin provides. A task
     bundles a tokenizer, an adapter, a head, its data and an objective from ``suite.tasks``.
-    Task names are global: a second plugin registering the same name is an error.
+    Task names are global: a name two plugins register is unusable until one is disabled.
     """
 
 

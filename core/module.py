@@ -14,9 +14,7 @@ import torch
 
 from .backbone import Backbone, BackboneConfig
 from .errors import SuiteError
-
-FREEZE_MODES = ("none", "backbone", "fpt")
-
+from .freeze import FREEZE_MODES, freeze_backbone  # noqa: F401  (FREEZE_MODES: suite.module.FREEZE_MODES, as before)
 
 class SuiteModule(pl.LightningModule):
     def __init__(self, task, tokenizer, cfg: dict):
@@ -118,20 +116,8 @@ class SuiteModule(pl.LightningModule):
 
     # -- freezing ----------------------------------------------------------------------------
     def freeze_backbone(self, mode: str) -> int:
-        """Freeze backbone parameters; returns how many tensors stay trainable in the backbone.
-
-        none: everything trains. backbone: the whole backbone is frozen (adapter and head train).
-        fpt: attention and MLP weights are frozen; layer norms and positions train, as in the
-        Frozen Pretrained Transformer (Lu et al. 2021).
-        """
-        if mode not in FREEZE_MODES:
-            raise SuiteError(f"--freeze must be one of {', '.join(FREEZE_MODES)}, not {mode!r}")
-        trainable = 0
-        for name, p in self.backbone.named_parameters():
-            train = mode == "none" or (mode == "fpt" and (".attn." not in f".{name}" and ".mlp." not in f".{name}"))
-            p.requires_grad_(train)
-            trainable += train
-        return trainable
+        """Freeze backbone parameters for ``mode`` (suite.freeze); returns how many backbone tensors still train."""
+        return freeze_backbone(self.backbone, mode)
 
 
 class NonFiniteLoss(SuiteError):

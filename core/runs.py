@@ -128,6 +128,7 @@ def load_source(spec: str, registry):
     """``NAME`` or ``NAME:ARGUMENT`` -> the weight source's :class:`suite.Pretrained`."""
     sources = registry.all_weight_sources()
     name, _, arg = spec.partition(":")
+    registry.check_usable("weight source", name)
     if name not in sources:
         known = ", ".join(sources) or "none installed"
         raise SuiteError(f"--init-from {spec}: not a run directory and not a weight source (sources: {known})")

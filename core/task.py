@@ -8,6 +8,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, default_collate
 
+from suite.tasks.classification import Classification, top_classes
+
+from .adapters import EmbeddingAdapter
+from .heads import ClassifierHead
 from .tokenizer import Tokenizer
 
 
@@ -15,9 +19,10 @@ class Task:
     """One trainable problem: tokenizer, adapter, head, data and an objective from ``suite.tasks``.
 
     Subclass it, set the class attributes and implement the ``build_*`` methods; register an
-    instance from a ``suite_register_tasks`` hook. Settings arrive as the resolved config dict;
-    a task's own settings live under ``data`` and ``model`` in ``defaults``, which the user
-    overrides with ``--data.KEY VALUE``.
+    instance from a ``suite_register_tasks`` hook. Settings arrive as the resolved config dict
+    ``cfg`` (``cfg["data"]``, ``cfg["model"]``, ``cfg["seed"]``, ...). A task's own settings come
+    from ``defaults`` and from ``config_file``, a YAML file in the plugin package; the user
+    overrides them with ``--data.KEY VALUE``. docs/plugins.md describes every method.
     """
 
     name: str = ""
@@ -27,18 +32,26 @@ class Task:
     mask: str = "bidirectional"  # causal | bidirectional | prefix
     tokenizer_class: type[Tokenizer] = Tokenizer
     defaults: dict[str, Any] = {}
+    # A YAML file next to the module that defines the task (shipped as package data): task
+    # settings as configs/tasks/<task>.yaml gives a built-in task, and under ``transfer:`` the
+    # task's settings in each ``suite transfer`` profile ({profile: {dotted.key: value}}).
+    config_file: str | None = None
     plugin: str = ""  # filled in by the registry
 
     def build_tokenizer(self, cfg: dict) -> Tokenizer:
+        """A new tokenizer (it may look at the training data: a vocabulary, class names, statistics)."""
         raise NotImplementedError
 
     def load_tokenizer(self, state: dict) -> Tokenizer:
+        """The tokenizer saved in a run directory's tokenizer.json."""
         return self.tokenizer_class.from_state(state)
 
     def build_adapter(self, tokenizer: Tokenizer, d_model: int, cfg: dict) -> nn.Module:
+        """``inputs`` -> (B, T, d_model) vectors for the backbone."""
         raise NotImplementedError
 
     def build_head(self, tokenizer: Tokenizer, d_model: int, cfg: dict) -> nn.Module:
+        """``forward(hidden (B, T, d_model), batch)`` -> the logits the objective expects."""
         raise NotImplementedError
 
     def prepare_data(self, cfg: dict) -> None:
@@ -58,6 +71,7 @@ class Task:
         raise NotImplementedError
 
     def collate(self, samples: list) -> dict[str, torch.Tensor]:
+        """Samples -> one batch in the layout of the objective (``objective.batch``)."""
         return default_collate(samples)
 
     def classes(self, tokenizer: Tokenizer) -> list[str]:
@@ -71,8 +85,52 @@ class Task:
         return None
 
     def predict(self, model, text: str, options: dict) -> str:
-        """Answer one raw input given on the command line (``suite predict RUN INPUT``)."""
+        """Answer one raw input given on the command line (``suite predict RUN INPUT --key VALUE``).
+
+        ``model`` is the trained module in eval mode under ``torch.no_grad()``: ``model(batch)``
+        gives the head's logits, ``model.tokenizer`` and ``model.cfg`` are the run's. ``options``
+        holds the ``--key VALUE`` pairs, values read as YAML. Returns the text to print; raise
+        ``suite.SuiteError`` for input that cannot be answered."""
         raise NotImplementedError(f"task {self.name!r} does not support predict")
+
+
+class ClassificationTask(Task):
+    """A classification task whose plugin supplies only its tokenizer and data.
+
+    Implement ``build_tokenizer`` and ``build_data`` (and ``collate`` unless the default one fits
+    your samples) and, for ``suite predict``, ``predict_batch``. The class names are the
+    tokenizer's ``classes`` field where it has one (it is saved with the run: classes read from the
+    data), else the task's ``class_names``. The rest comes with it: an embedding adapter for token
+    ids (override ``build_adapter`` for patch vectors, with ``suite.PatchAdapter``), a pooled
+    ``ClassifierHead`` (``model.pooling``: mean, cls or last), the ``Classification`` objective,
+    and ``predict``, which answers the ``--top N`` likeliest classes as ``name<TAB>probability``
+    lines.
+    """
+
+    objective = Classification
+    mask = "bidirectional"
+    class_names: list[str] = []
+
+    def classes(self, tokenizer):
+        names = getattr(tokenizer, "classes", None) or self.class_names
+        if not names:
+            raise NotImplementedError(f"task {self.name!r}: set class_names or give the tokenizer a classes field")
+        return list(names)
+
+    def build_adapter(self, tokenizer, d_model, cfg):
+        return EmbeddingAdapter(tokenizer.vocab_size, d_model)
+
+    def build_head(self, tokenizer, d_model, cfg):
+        pooling = cfg.get("model", {}).get("pooling", "mean")
+        return ClassifierHead(d_model, len(self.classes(tokenizer)), pooling=pooling)
+
+    def predict_batch(self, model, text: str, options: dict) -> dict[str, torch.Tensor]:
+        """A batch of one sample made from a raw input given on the command line."""
+        raise NotImplementedError(f"task {self.name!r} does not support predict")
+
+    def predict(self, model, text, options):
+        probs = model(self.predict_batch(model, text, options)).softmax(-1)[0]
+        return top_classes(probs, self.classes(model.tokenizer), int(options.get("top", 1)))
 
 
 @dataclass

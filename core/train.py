@@ -218,8 +218,10 @@ def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bo
         budget = f"{t['max_steps']} steps" if int(t.get("max_steps", -1)) >= 0 else f"{t.get('max_epochs')} epochs"
         say(f"task {task.name}: {n_params:,} parameters, backbone {runs.describe_backbone(cfg['backbone'])}, {budget}")
         say(f"precision {t.get('precision', '32-true')}, {settings}")
-        if cfg["run"].get("compile"):
-            module.backbone.compile()  # in place: state-dict keys stay the same
+        backend = cfg["run"].get("compile")
+        if backend:  # true: inductor; or a torch.compile backend's name
+            module.backbone.compile(backend="inductor" if backend is True else str(backend))  # in place: same state-dict keys
+            say(f"torch.compile: the backbone, backend {'inductor' if backend is True else backend}")
 
         dm = SuiteDataModule(task, tokenizer, cfg, datasets=cached[1] if cached else None)
         if data_cache is not None and resume is None and cache_key not in data_cache and not own_parts:

@@ -1,9 +1,11 @@
-"""Shared objectives that plugin tasks build on (import them from ``suite``)."""
-from .choice import Choice, mask_options
-from .classification import Classification, top_classes
-from .generation import IGNORE, Generation, greedy_decode
-from .language_model import LanguageModel, sample
-from .objective import Objective
+"""Shared objectives that plugin tasks build on (import them from ``suite``), with the batch
+layout each one reads."""
+from .choice import Choice, ChoiceBatch, mask_options
+from .classification import Classification, ClassificationBatch, top_classes
+from .generation import IGNORE, Generation, GenerationBatch, greedy_decode
+from .language_model import LanguageModel, LanguageModelBatch, sample
+from .objective import Batch, Objective
 
 __all__ = ["Objective", "Classification", "top_classes", "Generation", "greedy_decode", "IGNORE", "Choice", "mask_options",
-           "LanguageModel", "sample"]
+           "LanguageModel", "sample",
+           "Batch", "ClassificationBatch", "GenerationBatch", "LanguageModelBatch", "ChoiceBatch"]

@@ -1,11 +1,9 @@
 """Choice among legal options: the head scores a fixed set of options (chess moves, game actions),
 only some of which are allowed in each sample, and one or several of them are right.
 
-Batches hold:
-  inputs   the model's input
-  label    (B,)    the index of the right option
-  legal    (B, n)  bool, optional: which options are allowed; predictions never pick others
-  correct  (B, n)  bool, optional: every right option (several mating moves, ...); overrides label
+Batches are ``ChoiceBatch`` (batches.py): ``label``, the index of the right option, and
+optionally ``legal`` (the allowed options; predictions never pick others) and ``correct`` (every
+right option: several mating moves, ...; overrides label).
 
 Training uses plain cross-entropy over all options by default, so the model also learns which
 options are legal (``model.mask_loss: true`` masks illegal options out of the loss instead).
@@ -17,6 +15,7 @@ from __future__ import annotations
 import torch
 from torchmetrics import MetricCollection
 
+from .batches import ChoiceBatch
 from .objective import Objective, mean_metric
 
 
@@ -41,6 +40,7 @@ def choice_loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
 
 class Choice(Objective):
     primary = "accuracy"
+    batch = ChoiceBatch
 
     def __init__(self, task, tokenizer, cfg):
         super().__init__(task, tokenizer, cfg)

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from .batches import ClassificationBatch
 from .objective import Objective, mean_metric
 
 
@@ -16,13 +17,14 @@ def top_classes(probs: torch.Tensor, classes: list[str], top: int = 1) -> str:
 
 
 class Classification(Objective):
-    """Batches hold ``inputs`` and ``label`` (B,); the head returns (B, n_classes) logits.
+    """Batches are ``ClassificationBatch`` (``label`` (B,)); the head returns (B, n_classes) logits.
 
     The task must define ``classes`` (list of names). Reports accuracy, macro accuracy and loss;
     the test confusion matrix goes to the run directory.
     """
 
     primary = "accuracy"
+    batch = ClassificationBatch
 
     def __init__(self, task, tokenizer, cfg):
         super().__init__(task, tokenizer, cfg)

@@ -1,10 +1,7 @@
 """Sequence generation from a prompt with a prefix-LM mask (arithmetic answers, short transductions).
 
-Batches hold:
-  inputs      (B, T)  prompt then answer then EOS, prompts left-padded so every answer starts at P
-  targets     (B, T)  the next token at each position, -100 where there is nothing to predict
-  prefix_len  (B,)    P for every row: the prompt is seen bidirectionally, the answer causally
-  padding     (B, T)  True at padding
+Batches are ``GenerationBatch`` (batches.py): prompt, answer and EOS, prompts left-padded so
+every answer starts at P = ``prefix_len``; the prompt is seen bidirectionally, the answer causally.
 """
 from __future__ import annotations
 
@@ -12,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
 
+from .batches import GenerationBatch
 from .objective import Objective, mean_metric
 
 IGNORE = -100
@@ -52,6 +50,7 @@ class Generation(Objective):
     """Cross-entropy on the answer tokens; exact match of greedy answers at evaluation."""
 
     primary = "exact_match"
+    batch = GenerationBatch
 
     def make_metrics(self):
         return MetricCollection({"exact_match": mean_metric(), "token_accuracy": mean_metric(), "loss": mean_metric()})

@@ -1,10 +1,7 @@
 """Causal language modelling: predict every next token; report bits per byte and perplexity.
 
-Batches hold:
-  inputs    (B, T)  token ids
-  targets   (B, T)  the next token at each position, IGNORE where there is nothing to predict
-  n_bytes   (B,)    optional: how many bytes of the original text the scored targets stand for
-  padding   (B, T)  optional: True at padding
+Batches are ``LanguageModelBatch`` (batches.py): ``targets`` is the next token at each position,
+and ``n_bytes`` (optional) how many bytes of the original text the scored targets stand for.
 
 Bits per byte (total negative log-likelihood in bits / bytes of text covered) compares models
 whatever their tokenizer: a byte-level model and a subword model are scored on the same text.
@@ -19,6 +16,7 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 
 from .generation import IGNORE
+from .batches import LanguageModelBatch
 from .objective import Objective, sum_metric
 
 
@@ -51,6 +49,7 @@ class LanguageModel(Objective):
 
     primary = "bits_per_byte"
     higher_is_better = False
+    batch = LanguageModelBatch
 
     def make_metrics(self):
         return MetricCollection({"nll": sum_metric(), "tokens": sum_metric(), "bytes": sum_metric()})

@@ -16,6 +16,8 @@ def sum_metric() -> SumMetric:
     """A running sum in which NaN stays NaN (see ``mean_metric``)."""
     return SumMetric(nan_strategy="disable")
 
+from .batches import Batch
+
 
 class Objective(nn.Module):
     """Turns a model's outputs on a batch into a loss (training) and metrics (evaluation).
@@ -26,6 +28,7 @@ class Objective(nn.Module):
 
     primary = "accuracy"
     higher_is_better = True
+    batch: type = Batch  # the batch layout this objective reads
 
     def __init__(self, task, tokenizer, cfg: dict):
         super().__init__()

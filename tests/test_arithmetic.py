@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import suite
+from suite import testing
 from suite.plugins import arithmetic as ar
 from suite.registry import get_registry
 from suite import config
@@ -64,3 +65,9 @@ def test_exact_match_compares_answers_up_to_eos():
 def test_bad_ops_setting_is_rejected():
     with pytest.raises(suite.SuiteError, match="data.ops"):
         data(**{"data.ops": "/"})
+
+
+def test_batches_and_tokenizer_keep_the_plugin_contract():
+    batches = testing.check_batches("arithmetic", {"data.val_size": 32, "data.test_size": 32})
+    assert set(batches) == {"train", "val", "test", "test_add3", "test_long"}
+    assert testing.roundtrip_tokenizer("arithmetic").alphabet == "0123456789+-*="

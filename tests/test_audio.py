@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 
 import suite
+from suite import testing
 from suite.cli import main
 from suite.plugins.audio import AudioTokenizer, tokenizer_from_config
 from suite.plugins.audio.data import fit_length, load_audio, read_audio
@@ -51,6 +52,13 @@ def test_tokenizer_patches_follow_the_spectrogram():
     assert torch.equal(again.encode(wave[None]), patches)
     with pytest.raises(suite.SuiteError, match="must divide"):
         AudioTokenizer(8000, 0.5, 256, 64, 30, 20.0, 4000.0, 8, 16, 0.0, 1.0, [])
+
+
+def test_batches_and_tokenizer_keep_the_plugin_contract():
+    small = {"data.train_size": 64, "data.val_size": 16, "data.test_size": 16}
+    batches = testing.check_batches("audio", small)
+    assert batches["train"]["inputs"].dtype == torch.float32  # stored as float16, served as float32
+    assert testing.roundtrip_tokenizer("audio", overrides=small).classes == list(QUALITIES)
 
 
 def test_chords_are_the_labelled_qualities():

@@ -15,7 +15,7 @@ import chess.engine
 import chess.pgn
 import pytest
 
-from suite import cli
+from suite import cli, testing
 from suite.plugins.chess.generate import find_stockfish
 
 from conftest import SUITE, TINY, metrics, run_dir_from
@@ -69,6 +69,18 @@ def test_train_generates_cached_shards_and_reports_move_metrics(chess_run):
                  "--data.cache_dir", tmp / "cache", "--run.root", tmp / "runs")
     assert "generating" not in out
     assert "accuracy" in metrics(run_dir_from(out))["splits"]["test"]
+
+
+@needs_stockfish
+def test_batches_and_tokenizer_keep_the_plugin_contract(chess_run):
+    _, tmp, _ = chess_run
+    data = {"data.positions": 400, "data.shard_positions": 200, "data.nodes": 30, "data.max_plies": 80,
+            "data.val_percent": 20, "data.test_percent": 20, "data.cache_dir": str(tmp / "cache"),
+            "data.stockfish": "/nonexistent/stockfish"}  # the cached data of chess_run: no engine needed
+    batches = testing.check_batches("chess", {**data, "data.mate_puzzles": 1000})
+    assert batches["test"]["legal"].shape == (4, 1968) and batches["test_mate"]["correct"].any()
+    assert testing.check_batches("chess-value", data)["train"]["label"].max() <= 2
+    assert testing.roundtrip_tokenizer("chess").mirror
 
 
 @needs_stockfish

@@ -98,5 +98,5 @@ def test_print_config_shows_the_resolved_settings(capsys):
 
 def test_help_lists_the_commands():
     out = run_suite("--help").stdout
-    for command in ("train", "eval", "predict", "plugins", "tasks"):
+    for command in ("train", "eval", "predict", "plugins", "tasks", "new-plugin", "--disable-plugin NAME"):
         assert command in out

@@ -234,6 +234,17 @@ def test_the_run_prints_its_threads_and_precision(tmp_path):
     assert metrics(run_dir_from(out))["step"] == 2
 
 
+def test_compile_wraps_the_backbone_and_keeps_its_weight_names(tmp_path):
+    # "eager": TorchDynamo traces the backbone without generating code, so the test stays quick;
+    # --compile alone uses inductor.
+    out = run_suite("train", "--task", "vision", *TINY, "--run.compile", "eager", "--trainer.max_steps", 3,
+                    "--trainer.val_check_interval", 3, "--run.root", tmp_path).stdout
+    assert "torch.compile: the backbone, backend eager" in out
+    run = run_dir_from(out)
+    assert all(not k.startswith("_orig_mod") for k in load_file(run / "weights" / "backbone.safetensors"))
+    assert metrics(run)["splits"]["test"]["accuracy"] > 0
+
+
 # -- data prepared once ----------------------------------------------------------------------------
 class SlowCache(suite.Task):
     name = "slow-cache"

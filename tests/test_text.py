@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import suite
+from suite import testing
 from suite.plugins.text import corpus
 from suite.plugins.text.tokenizer import ByteTokenizer
 
@@ -27,6 +28,14 @@ def test_byte_tokenizer_keeps_any_bytes():
     assert sum(costs) == len(raw) and tok.vocab_size == 259
     assert tok.decode(tok.encode("naïve ☃")) == "naïve ☃"
     assert ByteTokenizer.from_state(json.loads(json.dumps(tok.state()))) == tok
+
+
+def test_batches_and_tokenizers_keep_the_plugin_contract():
+    lm = testing.check_batches("text", {"data.corpus": ["pydoc_topics"], "data.max_eval_windows": 4, "data.block_size": 32})
+    assert lm["val"]["inputs"].shape == (4, 32) and "n_bytes" in lm["val"]
+    labelled = testing.check_batches("text-classify", {"data.max_tokens": 32})
+    assert labelled["train"]["padding"].shape == labelled["train"]["inputs"].shape
+    assert testing.roundtrip_tokenizer("text-classify").classes == sorted(corpus.STDLIB_CLASSES)
 
 
 def test_language_model_objective_bits_per_byte():

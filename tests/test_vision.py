@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 import suite
-from suite.plugins.vision import ImageTokenizer, PatchSet, TrainStream, VisionTask, build_augment
+from suite import testing
+from suite.plugins.vision import ImageTokenizer, TrainStream, VisionTask, build_augment
 from suite.plugins.vision.data import load_images
 
 from conftest import metrics, run_dir_from, suite_main
@@ -39,6 +40,12 @@ def test_patches_are_the_normalised_image_squares():
         ImageTokenizer(1, 8, 8, 3, [0.0], [1.0], ["a"])
 
 
+def test_batches_and_tokenizer_keep_the_plugin_contract():
+    batches = testing.check_batches("vision")
+    assert batches["test"]["inputs"].shape == (4, 16, 4)  # 8x8 digits in 2x2 patches
+    assert testing.roundtrip_tokenizer("vision").classes == [str(i) for i in range(10)]
+
+
 def test_digits_default_splits_are_disjoint_and_stratified():
     cfg = vision_cfg()
     task = VisionTask()
@@ -59,7 +66,7 @@ def test_augmentation_is_for_training_only():
     data = load_images(cfg["data"], 0)
     sets = task.build_data(tok, cfg)
     # evaluation patches are exactly the tokenised images, every time
-    assert isinstance(sets["test"], PatchSet) and isinstance(sets["train"], TrainStream)
+    assert isinstance(sets["test"], suite.PatchSet) and isinstance(sets["train"], TrainStream)
     assert torch.equal(sets["test"][5]["inputs"], tok.encode(data.test_images[5:6])[0])
     assert sets["train"].augment is not None
     # without augmentation the stream serves the plain training images; with it, altered ones

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import re
-import zlib
 
 import torch
 from torch.utils.data import Dataset
@@ -27,16 +26,9 @@ def make_tokenizer() -> suite.CharTokenizer:
 
 
 # -- data -------------------------------------------------------------------------------------
-def bucket(problem: str) -> int:
-    """0-99, fixed per problem text: decides train / val / test membership."""
-    return zlib.crc32(problem.encode()) % 100
-
-
 def split_of(problem: str, holdout_percent: int) -> str:
-    b = bucket(problem)
-    if b >= holdout_percent:
-        return "train"
-    return "val" if b < holdout_percent / 2 else "test"
+    """Fixed per problem text (suite.hash_split): half of the held-out share is val, half test."""
+    return suite.hash_split(problem, holdout_percent / 2, holdout_percent / 2)
 
 
 def sample_problem(rng: random.Random, ops: str, digits: tuple[int, int]) -> tuple[str, str]:

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
 import suite
 
@@ -110,23 +109,7 @@ def tokenizer_from_config(d: dict, classes: list[str], mean: float = 0.0, std: f
                           int(d["patch_time"]), mean, std, list(classes))
 
 
-# -- data -------------------------------------------------------------------------------------
-class PatchSet(Dataset):
-    """A split as normalised patches, computed once (float16 to halve the memory)."""
-
-    def __init__(self, tokenizer: AudioTokenizer, log_mels: torch.Tensor, labels: torch.Tensor, chunk: int = 2048):
-        self.inputs = torch.cat([tokenizer.patches(log_mels[i:i + chunk]).half()
-                                 for i in range(0, len(log_mels), chunk)]) if len(log_mels) else \
-            torch.empty(0, tokenizer.grid[0] * tokenizer.grid[1], tokenizer.patch_dim, dtype=torch.half)
-        self.labels = labels.long()
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return {"inputs": self.inputs[i].float(), "label": self.labels[i]}
-
-
+# -- data: every split is a suite.PatchSet of normalised patches, computed once ----------------
 _CACHE: dict = {}
 # Data sets whose features are kept on disk: generated, or a fixed published set. A folder of
 # the user's own files is read afresh every run (its files may change).
@@ -196,12 +179,10 @@ def log_mel_stats(x: torch.Tensor) -> tuple[float, float]:
 
 
 # -- the task ---------------------------------------------------------------------------------
-class AudioTask(suite.Task):
+class AudioTask(suite.ClassificationTask):
     name = "audio"
     domain = "audio"
     description = "clip classification (synthesised chord qualities, a WAV/FLAC folder, SpeechCommands) with spectrogram patches"
-    objective = suite.Classification
-    mask = "bidirectional"
     tokenizer_class = AudioTokenizer
 
     def prepare_data(self, cfg):
@@ -222,25 +203,19 @@ class AudioTask(suite.Task):
                                   f"{tokenizer.n_mels} mel bins x {tokenizer.frames} frames",
                                   "raise --data.patch_time or --data.patch_freq")
 
-    def build_head(self, tokenizer, d_model, cfg):
-        return suite.ClassifierHead(d_model, len(tokenizer.classes), pooling=cfg["model"]["pooling"])
-
     def build_data(self, tokenizer, cfg):
         d = cfg["data"]
         data = features_for(d, int(cfg["seed"]))
         if list(data.classes) != list(tokenizer.classes):
             raise suite.SuiteError(f"data set {d['dataset']!r} has classes {data.classes[:6]}, "
                                    f"the run's tokenizer {tokenizer.classes[:6]}")
-        return {s: PatchSet(tokenizer, data.features[s], data.labels[s]) for s in ("train", "val", "test")}
+        # float16 halves the memory of the patches; items are float32
+        return {s: suite.PatchSet(tokenizer.patches, data.features[s], data.labels[s], dtype=torch.half)
+                for s in ("train", "val", "test")}
 
-    def classes(self, tokenizer):
-        return tokenizer.classes
-
-    def predict(self, model, text, options):
-        tok = model.tokenizer
-        wave = read_audio(Path(text), tok.sample_rate)
-        probs = model({"inputs": tok.encode(wave[None])}).softmax(-1)[0]
-        return suite.top_classes(probs, tok.classes, int(options.get("top", 1)))
+    def predict_batch(self, model, text, options):
+        wave = read_audio(Path(text), model.tokenizer.sample_rate)
+        return {"inputs": model.tokenizer.encode(wave[None])}
 
 
 @suite.hookimpl

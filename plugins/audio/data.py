@@ -95,22 +95,14 @@ def load_folder(d: dict, featurize, sample_rate: int, length: int, seed: int) ->
         raise suite.SuiteError("--data.dataset folder needs --data.root DIR (a folder with one subfolder per class)")
     root = Path(d["root"]).expanduser()
     classes, found = suite.class_folders(root, AUDIO_SUFFIXES, "audio")
-    feats, labels, skipped = {}, {}, 0
+    parts, skipped = {}, 0
     for split, files in found.items():
         pairs = [(p, classes.index(c)) for c, paths in files.items() for p in paths]
         where = str(root if split == "all" else root / split)
-        feats[split], labels[split], n_bad = read_many(pairs, featurize, sample_rate, length, where)
-        skipped += n_bad
-    if "all" in found:  # one pool: split it per class
-        x, y = feats.pop("all"), labels.pop("all")
-        parts = suite.stratified_split(y, [float(d["val_fraction"]), float(d["test_fraction"])], seed)
-        for split, idx in zip(("val", "test", "train"), parts):
-            feats[split], labels[split] = x[idx], y[idx]
-    elif "val" not in found:
-        val, train = suite.stratified_split(labels["train"], [float(d["val_fraction"])], seed)
-        feats["val"], labels["val"] = feats["train"][val], labels["train"][val]
-        feats["train"], labels["train"] = feats["train"][train], labels["train"][train]
-    return AudioSplits(classes, feats, labels, skipped)
+        x, y, n_bad = read_many(pairs, featurize, sample_rate, length, where)
+        parts[split], skipped = (x, y), skipped + n_bad
+    splits = suite.complete_splits(parts, float(d["val_fraction"]), float(d["test_fraction"]), seed)
+    return AudioSplits(classes, {s: x for s, (x, _) in splits.items()}, {s: y for s, (_, y) in splits.items()}, skipped)
 
 
 def load_speechcommands(d: dict, featurize, sample_rate: int, length: int) -> AudioSplits:

@@ -7,13 +7,14 @@ training into validation or test.
 """
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 
 import chess
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+import suite
 
 from .tokenizer import ChessTokenizer
 
@@ -57,21 +58,13 @@ class Positions:
                          pick(self.correct) if self.correct is not None else None)
 
 
-def split_of(game_key: str, val_percent: float, test_percent: float) -> str:
-    """"train", "val" or "test", fixed by a hash of the game's key."""
-    bucket = zlib.crc32(game_key.encode()) % 10000 / 100
-    if bucket < val_percent:
-        return "val"
-    return "test" if bucket < val_percent + test_percent else "train"
-
-
 def split_by_game(p: Positions, val_percent: float, test_percent: float) -> dict[str, Positions]:
     memo: dict[str, str] = {}
     members: dict[str, list[int]] = {"train": [], "val": [], "test": []}
     for i, g in enumerate(p.game):
         s = memo.get(g)
         if s is None:
-            s = memo[g] = split_of(g, val_percent, test_percent)
+            s = memo[g] = suite.hash_split(g, val_percent, test_percent)
         members[s].append(i)
     return {s: p.select(idx) for s, idx in members.items()}
 

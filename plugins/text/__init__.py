@@ -242,7 +242,7 @@ class TextLM(TextBase):
         records = corpus.chunk(read_text(cfg, labels=False), int(d["chunk_chars"]))
         parts = {"train": [], "val": [], "test": []}
         for r in records:
-            parts[corpus.split_of(r.text, int(d["holdout_percent"]))].append(r)
+            parts[suite.hash_split(r.text, d["holdout_percent"] / 2, d["holdout_percent"] / 2)].append(r)
         streams = {s: token_stream(tokenizer, rs) for s, rs in parts.items()}
         for s, (ids, _) in streams.items():
             if len(ids) < T + 2 if s == "train" else len(ids) < 2:
@@ -264,11 +264,9 @@ class TextLM(TextBase):
         return text + tok.decode(new[0].tolist())
 
 
-class TextClassify(TextBase):
+class TextClassify(TextBase, suite.ClassificationTask):
     name = "text-classify"
     description = "label texts from .csv/.jsonl files; built in: which stdlib package a docstring is from"
-    objective = suite.Classification
-    mask = "bidirectional"
     tokenizer_class = ByteTokenizer
 
     def build_tokenizer(self, cfg):
@@ -280,18 +278,12 @@ class TextClassify(TextBase):
             tok.classes = class_names(labelled(cfg))
         return tok
 
-    def classes(self, tokenizer):
-        return tokenizer.classes
-
-    def build_head(self, tokenizer, d_model, cfg):
-        return suite.ClassifierHead(d_model, len(tokenizer.classes), pooling=cfg["model"]["pooling"])
-
     def build_data(self, tokenizer, cfg):
         d = cfg["data"]
         T = check_length(cfg, "max_tokens", 3)  # start token, at least one of the text, end token
         parts = {"train": [], "val": [], "test": []}
         for r in labelled(cfg):
-            parts[corpus.split_of(r.text, int(d["holdout_percent"]))].append(r)
+            parts[suite.hash_split(r.text, d["holdout_percent"] / 2, d["holdout_percent"] / 2)].append(r)
         out = {s: Labelled(tokenizer, rs, T) for s, rs in parts.items()}
         for s, ds in out.items():
             if len(ds) == 0:
@@ -302,14 +294,12 @@ class TextClassify(TextBase):
     def collate(self, samples):
         return collate_labelled(samples, 0)
 
-    def predict(self, model, text, options):
+    def predict_batch(self, model, text, options):
         if set(options) - {"top"}:
             raise suite.SuiteError(f"text-classify predict takes only --top N, not --{sorted(set(options) - {'top'})[0]}")
         tok = model.tokenizer
         ids = tok.encode_with_bytes(text)[0][: int(model.cfg["data"]["max_tokens"]) - 2]
-        batch = collate_labelled([([tok.BOS, *ids, tok.EOS], 0)], 0)
-        probs = model(batch).softmax(-1)[0]
-        return suite.top_classes(probs, tok.classes, int(options.get("top", 1)))
+        return collate_labelled([([tok.BOS, *ids, tok.EOS], 0)], 0)
 
 
 # -- hooks -------------------------------------------------------------------------------------------

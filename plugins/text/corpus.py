@@ -18,7 +18,6 @@ import io
 import json
 import sys
 import sysconfig
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,15 +183,7 @@ def read_files(files: list[Path], text_column: str, label_column: str | None, re
     return kept
 
 
-# -- splits -----------------------------------------------------------------------------------------
-def split_of(text: str, holdout_percent: int) -> str:
-    """Fixed per text (a hash of it): half of the held-out share is val, half test."""
-    b = zlib.crc32(text.encode("utf-8", "surrogateescape")) % 100
-    if b >= holdout_percent:
-        return "train"
-    return "val" if b < holdout_percent / 2 else "test"
-
-
+# -- pieces (split by suite.hash_split of their text) ------------------------------------------------
 def chunk(records: list[Record], min_chars: int) -> list[Record]:
     """Cut documents into pieces of at least ``min_chars`` at paragraph boundaries, so that held-out
     text is spread over many documents rather than a few whole topics."""

@@ -17,7 +17,6 @@ import dataclasses
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
 import suite
 
@@ -85,22 +84,7 @@ def build_augment(d: dict, dataset: str):
     return v2.Compose(steps) if steps else None
 
 
-# -- data -------------------------------------------------------------------------------------
-class PatchSet(Dataset):
-    """Evaluation split: patches computed once, served as they are."""
-
-    def __init__(self, tokenizer: ImageTokenizer, images: torch.Tensor, labels: torch.Tensor, chunk: int = 4096):
-        self.inputs = torch.cat([tokenizer.encode(images[i:i + chunk]) for i in range(0, len(images), chunk)]) \
-            if len(images) else torch.empty(0, tokenizer.grid[0] * tokenizer.grid[1], tokenizer.patch_dim)
-        self.labels = labels.long()
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return {"inputs": self.inputs[i], "label": self.labels[i]}
-
-
+# -- data: evaluation splits are suite.PatchSet (patches computed once) ----------------------
 class TrainStream(suite.Stream):
     """Shuffled training images, augmented and tokenised a batch at a time.
 
@@ -156,12 +140,10 @@ def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
     return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
 
 
-class VisionTask(suite.Task):
+class VisionTask(suite.ClassificationTask):
     name = "vision"
     domain = "vision"
     description = "image classification (digits, MNIST, FashionMNIST, CIFAR-10, an image folder) with patch tokens"
-    objective = suite.Classification
-    mask = "bidirectional"
     tokenizer_class = ImageTokenizer
 
     def build_tokenizer(self, cfg):
@@ -176,9 +158,6 @@ class VisionTask(suite.Task):
         return suite.PatchAdapter(tokenizer.patch_dim, d_model, tokenizer.grid, cfg["backbone"]["max_len"],
                                   f"{tokenizer.height}x{tokenizer.width} images", "raise --data.patch_size")
 
-    def build_head(self, tokenizer, d_model, cfg):
-        return suite.ClassifierHead(d_model, len(tokenizer.classes), pooling=cfg["model"]["pooling"])
-
     def build_data(self, tokenizer, cfg):
         d = cfg["data"]
         data = images_for(d, int(cfg["seed"]))
@@ -192,20 +171,16 @@ class VisionTask(suite.Task):
         return {
             "train": TrainStream(tokenizer, data.train_images, data.train_labels, augment,
                                  d["augment_group"], int(cfg["seed"])),
-            "val": PatchSet(tokenizer, data.val_images, data.val_labels),
-            "test": PatchSet(tokenizer, data.test_images, data.test_labels),
+            "val": suite.PatchSet(tokenizer.encode, data.val_images, data.val_labels, chunk=4096),
+            "test": suite.PatchSet(tokenizer.encode, data.test_images, data.test_labels, chunk=4096),
         }
 
-    def classes(self, tokenizer):
-        return tokenizer.classes
-
-    def predict(self, model, text, options):
+    def predict_batch(self, model, text, options):
         tok = model.tokenizer
         image = load_image(Path(text), tok.channels, (tok.height, tok.width))
         if options.get("invert"):
             image = 255 - image
-        probs = model({"inputs": tok.encode(image[None])}).softmax(-1)[0]
-        return suite.top_classes(probs, tok.classes, int(options.get("top", 1)))
+        return {"inputs": tok.encode(image[None])}
 
 
 @suite.hookimpl

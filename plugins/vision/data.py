@@ -35,16 +35,11 @@ class ImageSplits:
     test_images: torch.Tensor
     test_labels: torch.Tensor
 
-
-
-def _from_train_test(classes, train_x, train_y, test_x, test_y, val_fraction, seed) -> ImageSplits:
-    val, train = suite.stratified_split(train_y, [val_fraction], seed)
-    return ImageSplits(classes, train_x[train], train_y[train], train_x[val], train_y[val], test_x, test_y)
-
-
-def _from_pool(classes, x, y, val_fraction, test_fraction, seed) -> ImageSplits:
-    val, test, train = suite.stratified_split(y, [val_fraction, test_fraction], seed)
-    return ImageSplits(classes, x[train], y[train], x[val], y[val], x[test], y[test])
+    @classmethod
+    def complete(cls, classes: list[str], parts: dict, d: dict, seed: int) -> "ImageSplits":
+        """From {"all": (x, y)} or {"train", "test"[, "val"]} (suite.complete_splits makes the rest)."""
+        s = suite.complete_splits(parts, float(d["val_fraction"]), float(d["test_fraction"]), seed)
+        return cls(classes, *s["train"], *s["val"], *s["test"])
 
 
 def load_digits() -> tuple[list[str], torch.Tensor, torch.Tensor]:
@@ -122,14 +117,8 @@ def load_folder(d: dict, seed: int) -> ImageSplits:
     if channels not in (1, 3):
         raise suite.SuiteError(f"data.channels must be 1 (grey) or 3 (RGB), not {channels}")
     classes, found = suite.class_folders(d["root"], IMAGE_SUFFIXES, "image")
-    x, y = {}, {}
-    for split, files in found.items():
-        x[split], y[split], _ = decode_folder(files, classes, channels, size)
-    if "all" in found:
-        return _from_pool(classes, x["all"], y["all"], float(d["val_fraction"]), float(d["test_fraction"]), seed)
-    if "val" in found:
-        return ImageSplits(classes, x["train"], y["train"], x["val"], y["val"], x["test"], y["test"])
-    return _from_train_test(classes, x["train"], y["train"], x["test"], y["test"], float(d["val_fraction"]), seed)
+    parts = {split: decode_folder(files, classes, channels, size)[:2] for split, files in found.items()}
+    return ImageSplits.complete(classes, parts, d, seed)
 
 
 def load_images(d: dict, seed: int) -> ImageSplits:
@@ -138,10 +127,10 @@ def load_images(d: dict, seed: int) -> ImageSplits:
         raise suite.SuiteError(f"data.dataset must be one of {', '.join(DATASETS)}, not {name!r}")
     if name == "digits":
         classes, x, y = load_digits()
-        return _from_pool(classes, x, y, float(d["val_fraction"]), float(d["test_fraction"]), seed)
+        return ImageSplits.complete(classes, {"all": (x, y)}, d, seed)
     if name == "folder":
         return load_folder(d, seed)
     if not d.get("root"):
         raise suite.SuiteError(f"--data.dataset {name} needs --data.root DIR (add --data.download true to fetch it there)")
-    classes, *splits = load_torchvision(name, str(Path(d["root"]).expanduser()), bool(d["download"]))
-    return _from_train_test(classes, *splits, float(d["val_fraction"]), seed)
+    classes, train_x, train_y, test_x, test_y = load_torchvision(name, str(Path(d["root"]).expanduser()), bool(d["download"]))
+    return ImageSplits.complete(classes, {"train": (train_x, train_y), "test": (test_x, test_y)}, d, seed)
