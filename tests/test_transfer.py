@@ -192,3 +192,19 @@ def test_an_output_directory_holds_one_experiment(finished, installed):
     longer = [7 if a == 6 else a for a in MATRIX]
     proc = run_suite(*longer, "--out", out, env=installed, check=False)
     assert proc.returncode == 2 and "holds a matrix with source_steps 6, not 7" in proc.stderr, proc.stderr
+
+
+def test_a_target_can_have_its_own_budget(capsys, tmp_path):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("steps_by_target: {vision: 40}\n")
+    args = ["transfer", "--config", exp, "--sources", "arithmetic", "--targets", "arithmetic,vision", "--seeds", "0",
+            "--lrs", "0.001", "--target-steps", "20", "--source-steps", "30", "--dry-run", "--calibrate-steps", "0",
+            "--out", tmp_path / "out"]
+    code, out, err = suite_main(capsys, *args)
+    assert code == 0, err
+    # arithmetic: scratch only (no self-transfer), 20 steps; vision: scratch + arithmetic/none, 40 steps each
+    assert re.search(r"4 runs +130 steps +\(3 target runs \+ 1 source runs\)", out), out
+    assert re.search(r"- target  vision .* 40 steps", out) and re.search(r"- target  arithmetic .* 20 steps", out)
+    exp.write_text("steps_by_target: {chess: 40}\n")
+    code, _, err = suite_main(capsys, *args)
+    assert code == 2 and "steps_by_target: 'chess' is not a target of this experiment (arithmetic, vision)" in err

@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 # What a cell means: an output directory holds the cells of one experiment with these settings.
-IDENTITY = ("preset", "source_steps", "target_steps", "evals", "overrides", "task_overrides")
+IDENTITY = ("preset", "source_steps", "target_steps", "steps_by_target", "evals", "overrides", "task_overrides")
 
 
 def default_out(exp: dict) -> Path:

@@ -7,7 +7,8 @@ a training step, of a validation check, of a run's fixed overhead (building the 
 evaluation, writing the run) and of building the task's data (paid once per task and seed in a
 process). A run of S steps with E checks is then estimated as overhead + S x step + E x check.
 Measurements are kept in <out>/calibration.json, keyed by the run's settings, the torch thread
-count and the host, and reused until --recalibrate.
+count and the host, and reused until --recalibrate. Each records the load average it was measured
+under: on a busy machine the estimate is for that machine as busy as it was.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def measure(runner: Runner, task: str, arch: str, steps: int, root: Path) -> dic
     check = max(0.0, (long3 - long1) / 2)
     return {"task": task, "arch": arch, "steps": [steps, 3 * steps], "step": step, "check": check,
             "overhead": max(0.0, short - steps * step - check), "data": max(0.0, fresh - short),
-            "measured": time.strftime("%Y-%m-%d %H:%M")}
+            "measured": time.strftime("%Y-%m-%d %H:%M"), "load": round(os.getloadavg()[0], 2), "cores": os.cpu_count()}
 
 
 def calibrate(exp: dict, registry, out: Path, pairs: list[tuple[str, str]], steps: int, recalibrate: bool = False,
@@ -129,7 +130,7 @@ def dry_run(exp: dict, registry, out: Path, cells: list[Cell], sources: list[Sou
             print(f"  - source  {s.task:<14} seed {s.seed:<3} {s.steps:>7} steps  {'done' if s in done_sources else 'to do'}  "
                   f"{s.path(out)}")
         for c in cells:
-            print(f"  - target  {c.target:<14} <- {c.arm:<22} lr {c.lr:<8g} seed {c.seed:<3} {exp['target_steps']:>7} steps  "
+            print(f"  - target  {c.target:<14} <- {c.arm:<22} lr {c.lr:<8g} seed {c.seed:<3} {steps_of(exp, c):>7} steps  "
                   f"{'done' if c in done_cells else 'to do'}")
     table = counts(exp, [*sources, *cells])
     print("runs by kind:")
@@ -152,7 +153,7 @@ def dry_run(exp: dict, registry, out: Path, cells: list[Cell], sources: list[Sou
     print(f"calibration ({time.time() - start:.0f} s; seconds per step / per validation check / per run / per data build):")
     for (task, arch), c in cal.items():
         print(f"  {task:<14} {arch:<16} {c['step']:.4f} / {c['check']:.2f} / {c['overhead']:.2f} / {c['data']:.2f}   "
-              f"(measured {c['measured']})")
+              f"(measured {c['measured']}, load average {c.get('load', float('nan')):.1f} on {c.get('cores', '?')} cores)")
     est = wall_time(exp, todo_cells, todo_sources, cal)
     est["startup"] = startup
     est["total"] += startup

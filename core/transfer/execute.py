@@ -27,7 +27,7 @@ from pathlib import Path
 from .. import config as config_mod
 from .. import runs
 from ..errors import SuiteError
-from .plan import SCRATCH, Cell, SourceRun
+from .plan import SCRATCH, Cell, SourceRun, budget
 
 # One per process: runs of the same task, data settings and seed share a tokenizer and datasets
 # (a Ray worker process keeps it between the tasks it runs).
@@ -59,7 +59,7 @@ class Runner:
         if cell.source != SCRATCH:
             extra["init.from"] = source_path or self.source_path(cell)
             extra["init.freeze"] = cell.freeze
-        cfg = self.run_config(cell.target, steps or int(self.exp["target_steps"]), cell.seed, evals, **extra)
+        cfg = self.run_config(cell.target, steps or budget(self.exp, cell.target), cell.seed, evals, **extra)
         if cell.source == SCRATCH and not cell.arch_is_preset:  # a weight source's architecture, from scratch
             spec = cell.arch[len("source:"):]
             cfg["backbone"] = {**cfg["backbone"], "preset": spec.partition(":")[0], **runs.load_source(spec, self.registry).backbone}

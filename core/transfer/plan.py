@@ -8,6 +8,7 @@ every cell that starts from them.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,8 @@ DEFAULTS = {
     "seeds": None,
     "lrs": None,
     "source_steps": None,
-    "target_steps": None,
+    "target_steps": None,     # fine-tuning budget of every arm, scratch included
+    "steps_by_target": {},    # target -> its own budget instead of target_steps (every arm of it alike)
     "evals": 4,               # validation checks per target run: the points of each curve
     "skip_self": True,        # no arm pretrains on its own target
     "overrides": {},          # settings for every run
@@ -57,8 +59,6 @@ class Cell:
     lr: float
     seed: int
     arch: str  # the backbone architecture this arm uses: the preset, or "source:NAME" for a weight source's own
-
-    kind = "target"
 
     @property
     def arm(self) -> str:
@@ -89,7 +89,6 @@ class SourceRun:
     steps: int
     preset: str
 
-    kind = "source"
     label = "source pretraining"
 
     @property
@@ -130,7 +129,7 @@ def load_experiment(profile: str | None, config_file: str | None, overrides: dic
             exp["resources"] = {**DEFAULTS["resources"], **(exp.get("resources") or {}), key.split(".", 1)[1]: value}
         else:
             exp[key] = value
-    exp = {**{k: v for k, v in DEFAULTS.items()}, **exp}
+    exp = {**copy.deepcopy(DEFAULTS), **exp}
     exp["resources"] = {**DEFAULTS["resources"], **(exp.get("resources") or {})}
     return check(exp, origin)
 
@@ -181,8 +180,12 @@ def check(exp: dict, origin: str = "experiment") -> dict:
     exp["source_steps"] = _number("source_steps", exp["source_steps"], int, 1)
     exp["target_steps"] = _number("target_steps", exp["target_steps"], int, 1)
     exp["evals"] = _number("evals", exp["evals"], int, 1)
-    if exp["evals"] > exp["target_steps"]:
-        raise SuiteError(f"evals: {exp['evals']} validation checks do not fit in {exp['target_steps']} target steps")
+    if not isinstance(exp.get("steps_by_target") or {}, dict):
+        raise SuiteError(f"{origin}: steps_by_target must be a mapping of target to steps")
+    exp["steps_by_target"] = {t: _number(f"steps_by_target.{t}", v, int, 1) for t, v in (exp.get("steps_by_target") or {}).items()}
+    for steps in (exp["target_steps"], *exp["steps_by_target"].values()):
+        if exp["evals"] > steps:
+            raise SuiteError(f"evals: {exp['evals']} validation checks do not fit in {steps} target steps")
     if exp["executor"] not in EXECUTORS:
         raise SuiteError(f"executor must be one of {', '.join(EXECUTORS)}, not {exp['executor']!r}")
     if exp["measure"] not in MEASURES:
@@ -245,6 +248,9 @@ def expand(exp: dict, registry) -> dict:
         sources = [s for s in exp["sources"] if s != SCRATCH]
     for t in targets:
         registry.task(t)
+    for t in exp.get("steps_by_target") or {}:
+        if t not in targets:
+            raise SuiteError(f"steps_by_target: {t!r} is not a target of this experiment ({', '.join(targets)})")
     for s in sources:
         if s not in tasks and s.partition(":")[0] not in weight_sources:
             raise SuiteError(f"unknown source {s!r}: not a task and not a weight source "
@@ -281,8 +287,13 @@ def source_runs(exp: dict, cells: list[Cell], registry) -> list[SourceRun]:
     return [SourceRun(task, seed, int(exp["source_steps"]), exp["preset"]) for task, seed in needed]
 
 
+def budget(exp: dict, target: str) -> int:
+    """The fine-tuning steps of every arm of one target."""
+    return int((exp.get("steps_by_target") or {}).get(target, exp["target_steps"]))
+
+
 def steps_of(exp: dict, run) -> int:
-    return run.steps if isinstance(run, SourceRun) else int(exp["target_steps"])
+    return run.steps if isinstance(run, SourceRun) else budget(exp, run.target)
 
 
 def counts(exp: dict, runs: list) -> dict[str, dict]:

@@ -28,7 +28,8 @@ def header(exp: dict) -> list[str]:
     left_out = "".join(f" `{name}` is left out of `all`: {why}." for name, why in (exp.get("left_out") or {}).items())
     return [
         f"# Transfer report ({exp.get('profile', 'custom')} profile)", "",
-        f"Backbone preset `{exp['preset']}`; every arm: {exp['target_steps']} steps on the target with "
+        f"Backbone preset `{exp['preset']}`; every arm: {exp['target_steps']} steps on the target"
+        + "".join(f" ({t}: {n})" for t, n in (exp.get("steps_by_target") or {}).items()) + " with "
         f"{exp.get('evals', 4)} validation checks, seeds {', '.join(map(str, exp['seeds']))}, learning-rate sweep "
         f"{', '.join(f'{lr:g}' for lr in exp['lrs'])}; task sources pretrained for {exp['source_steps']} steps.{left_out}",
         "",

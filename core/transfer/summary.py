@@ -15,7 +15,7 @@ from __future__ import annotations
 import statistics
 
 from . import measures, stats
-from .plan import SCRATCH
+from .plan import SCRATCH, budget
 
 
 def _mean(xs):
@@ -67,7 +67,8 @@ def arm_row(rs: list[dict], exp: dict) -> dict:
         "test_best": _mean(test_best) if len(test_best) == len(best) else None,
         "auc": aucs, "auc_mean": _mean(aucs),
         "curve": measures.mean_curve([r["curve"] for r in best]),
-        "budget": int(exp.get("target_steps") or max((s for r in best for s, _ in r["curve"]), default=1)),
+        "budget": budget(exp, best[0]["target"]) if exp.get("target_steps") else
+        int(max((s for r in best for s, _ in r["curve"]), default=1)),
         "metric": best[0]["metric"], "higher_is_better": best[0]["higher_is_better"],
     }
 
