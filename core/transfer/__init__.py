@@ -74,6 +74,7 @@ def run_experiment(exp: dict, registry, out: Path | None = None, progress: bool 
     cells = plan(exp, registry)
     sources = source_runs(exp, cells, registry)
     if dry:
+        check_identity(exp, out)
         return dry_run(exp, registry, out, cells, sources, calibrate_steps, recalibrate)
     with lock(out):
         check_identity(exp, out)

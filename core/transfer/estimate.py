@@ -138,7 +138,7 @@ def dry_run(exp: dict, registry, out: Path, cells: list[Cell], sources: list[Sou
         print(f"  {label:<26} {row['runs']:>6,} runs {row['steps']:>12,} steps")
     total_steps = sum(r["steps"] for r in table.values())
     print(f"  {'total':<26} {len(cells) + len(sources):>6,} runs {total_steps:>12,} steps   "
-          f"({len(cells)} target runs + {len(sources)} source runs)")
+          f"({len(cells):,} target runs + {len(sources):,} source runs)")
     todo_cells = [c for c in cells if c not in done_cells]
     todo_sources = [s for s in sources if s not in done_sources]
     print(f"already finished: {len(done_cells)} of {len(cells)} target runs, {len(done_sources)} of {len(sources)} source runs")

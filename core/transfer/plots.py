@@ -10,7 +10,7 @@ from .measures import fmt_effective
 from .plan import SCRATCH
 from .stats import noise_units
 
-# What the heatmap can show: (title, cell text, colour in [-1, 1] or [-2, 2], colour's meaning)
+# What the heatmap can show, as its title says it
 MEASURE_TITLES = {
     "gain": "test score gain over scratch (* = distinguishable after Holm)",
     "auc": "gain in area under the validation curve (* = distinguishable after Holm)",
@@ -48,8 +48,8 @@ def plot_heatmap(exp: dict, summary: dict, path: Path, measure: str | None = Non
     for t in targets:
         row = next(iter(summary[t].values()))
         labels.append(f"{t}\n({'' if row['higher_is_better'] else '-'}{row['metric']})")
-    fig, axes = plt.subplots(1, len(freezes), figsize=(1.6 + 1.4 * len(targets) * len(freezes), 1.4 + 0.55 * len(sources)),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(freezes), figsize=(max(6.0, 1.6 + 1.4 * len(targets) * len(freezes)),
+                                                       1.6 + 0.55 * len(sources)), squeeze=False)
     for ax, freeze in zip(axes[0], freezes):
         rows = [[summary[t].get(f"{s}/{freeze}") for t in targets] for s in sources]
         views = [[None if r is None else cell_view(r, measure) for r in row] for row in rows]
@@ -65,7 +65,9 @@ def plot_heatmap(exp: dict, summary: dict, path: Path, measure: str | None = Non
         ax.set_title(f"freeze={freeze}", fontsize=9)
         ax.set_xlabel("target")
     axes[0][0].set_ylabel("source")
-    fig.suptitle(f"Transfer: {MEASURE_TITLES[measure]}; higher is better", fontsize=9)
+    fig.suptitle(f"Transfer: {MEASURE_TITLES[measure]}\nhigher is better; colour: "
+                 + ("twice the fraction, clipped to +-2" if measure == "effective-data" else
+                    "gain / half-width of its 95% interval, clipped to +-2"), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
