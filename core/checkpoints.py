@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 
@@ -26,12 +26,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.replace(tmp, path)
 
 
-class ResumeCheckpoint(Callback):
+class ResumeCheckpoint(Checkpoint):
     """Save ``dirpath/last.ckpt`` every ``every`` optimizer steps.
 
     When a validation falls on that step, the save waits for it to end: Lightning does not run a
     step's validation again on resume, so a checkpoint taken before it would lose that entry of
-    the history.
+    the history. Being a ``Checkpoint``, Lightning runs it after the other callbacks, so what it
+    saves includes their state at that step (``best_checkpoint``'s best score, for one).
     """
 
     def __init__(self, dirpath: Path, every: int):
@@ -60,3 +61,10 @@ class ResumeCheckpoint(Callback):
             return
         if self._due(trainer):
             self._save(trainer)
+
+
+def best_checkpoint(dirpath: Path, primary: str, higher_is_better: bool) -> ModelCheckpoint:
+    """``dirpath/best.ckpt``: the weights at the validation check with the best primary metric."""
+    return ModelCheckpoint(dirpath=dirpath, filename="best", monitor=f"val/{primary}", mode="max" if higher_is_better else "min",
+                           save_top_k=1, save_weights_only=True, save_last=False, auto_insert_metric_name=False,
+                           enable_version_counter=False)

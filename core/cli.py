@@ -20,6 +20,8 @@ EPILOG = """examples:
   suite predict runs/arithmetic/20260101-120000 "123+456"
   suite transfer --sources chess,text,minilm --targets vision,audio
   suite new-plugin my-task
+  suite transfer --profile full --dry-run
+  suite transfer --profile full --executor ray --resources.gpus 0.25
 
 Any setting of the resolved config (see --print-config) is overridden as --section.key VALUE.
 Switch plugins off with --disable-plugin NAME (repeatable) or {plugins_env}=NAME,NAME;
@@ -80,11 +82,18 @@ def cmd_transfer(args, extra) -> int:
         raise SuiteError(f"unexpected arguments: {' '.join(extra)}")
     overrides = {"sources": args.sources, "targets": args.targets, "freeze": args.freeze, "seeds": args.seeds,
                  "lrs": args.lrs, "preset": args.preset, "target_steps": args.target_steps,
-                 "source_steps": args.source_steps, "out": args.out}
+                 "source_steps": args.source_steps, "evals": args.evals, "out": args.out, "executor": args.executor,
+                 "resources.cpus": args.resources_cpus, "resources.gpus": args.resources_gpus,
+                 "ray_address": args.ray_address, "measure": args.measure, "bootstrap": args.bootstrap}
     exp = transfer.load_experiment(args.profile, args.config, overrides)
-    out = Path(exp.get("out") or f"runs/transfer/{exp.get('profile', 'custom')}")
-    transfer.run_experiment(exp, get_registry(), out, progress=not args.no_progress)
-    print(f"report: {out / 'report.md'}  (also results.json, heatmap.png, curves.png)")
+    calibrate_steps = str(args.calibrate_steps)
+    if not calibrate_steps.isdigit():
+        raise SuiteError(f"--calibrate-steps must be 0 (no estimate) or a positive integer, not {calibrate_steps!r}")
+    out = transfer.default_out(exp)
+    transfer.run_experiment(exp, get_registry(), out, progress=not args.no_progress, dry=args.dry_run,
+                            calibrate_steps=int(calibrate_steps), recalibrate=args.recalibrate)
+    if not args.dry_run:
+        print(f"report: {out / 'report.md'}  (also results.json, heatmap.png, curves.png)")
     return 0
 
 
@@ -169,8 +178,9 @@ def build_parser(registry) -> argparse.ArgumentParser:
 
     p = sub.add_parser("transfer", help="pretrain on A, fine-tune on B, against scratch: the source x target matrix",
                        description="Run the transfer matrix and write results.json, report.md, heatmap.png and "
-                                   "curves.png. Re-running the same command resumes it, skipping finished runs.")
-    p.add_argument("--profile", default="quick", help="a profile in configs/transfer/ (quick: CPU, 20 min; full: GPU)")
+                                   "curves.png. Re-running the same command resumes it, skipping finished runs. "
+                                   "Profiles: quick (CPU, under 20 min), medium (CPU, about an hour), full (GPUs).")
+    p.add_argument("--profile", default="quick", help="a profile in configs/transfer/: quick (default), medium, full")
     p.add_argument("--config", help="an experiment YAML merged over the profile")
     p.add_argument("--sources", help="comma-separated tasks and weight sources, or 'all'")
     p.add_argument("--targets", help="comma-separated tasks, or 'all'")
@@ -178,9 +188,22 @@ def build_parser(registry) -> argparse.ArgumentParser:
     p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--lrs", help="comma-separated learning rates swept for every arm")
     p.add_argument("--preset", help="backbone preset of every task arm")
-    p.add_argument("--target-steps", type=int, help="fine-tuning steps of every arm")
-    p.add_argument("--source-steps", type=int, help="pretraining steps of every task source")
+    p.add_argument("--target-steps", help="fine-tuning steps of every arm")
+    p.add_argument("--source-steps", help="pretraining steps of every task source")
+    p.add_argument("--evals", help="validation checks per target run (the points of each curve)")
     p.add_argument("--out", help="output directory (default from the profile)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list every run, count them by kind, and estimate the wall time from a short calibration")
+    p.add_argument("--calibrate-steps", default="20", metavar="K",
+                   help="--dry-run calibrates each task with runs of K and 3K steps (0: no estimate; default 20)")
+    p.add_argument("--recalibrate", action="store_true", help="measure again instead of reusing <out>/calibration.json")
+    p.add_argument("--executor", help="local (default: one run after another, no Ray) or ray (needs suite[ray])")
+    p.add_argument("--resources.cpus", dest="resources_cpus", metavar="N", help="CPUs per run on Ray (default 1)")
+    p.add_argument("--resources.gpus", dest="resources_gpus", metavar="N",
+                   help="GPUs per run on Ray; 0.25 packs four runs on one GPU (default 0)")
+    p.add_argument("--ray-address", metavar="ADDRESS", help="join a running Ray cluster ('auto'); default: start a local Ray")
+    p.add_argument("--measure", help="what heatmap.png shows: gain (default), effective-data or auc")
+    p.add_argument("--bootstrap", metavar="N", help="add percentile bootstrap intervals with N resamples")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_transfer)
 

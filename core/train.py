@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
@@ -22,7 +22,7 @@ from . import config as config_mod
 from . import machine, runs
 from .cache import prepare
 from .backbone import BackboneConfig
-from .checkpoints import AtomicCheckpointIO, ResumeCheckpoint
+from .checkpoints import AtomicCheckpointIO, ResumeCheckpoint, best_checkpoint
 from .data import SuiteDataModule
 from .errors import SuiteError
 from .module import NonFiniteLoss, SuiteModule
@@ -56,7 +56,9 @@ def say(*args) -> None:
         print(*args)
 
 
-def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extra_callbacks=()) -> pl.Trainer:
+def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extra_callbacks=(), objective=None) -> pl.Trainer:
+    """The Trainer of a run: ``cfg['trainer']`` as Lightning takes it, the CSV log, checkpoints/last.ckpt
+    for resuming and, given the run's ``objective``, checkpoints/best.ckpt at its best validation."""
     t = dict(cfg["trainer"])
     accepted = inspect.signature(pl.Trainer).parameters
     for key in t:
@@ -67,6 +69,8 @@ def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extr
     if progress:  # TQDM redrawn every 10 steps: Lightning's default Rich bar cost 5-8% of a tiny model's step (bench/)
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     if run_dir is not None:
+        if objective is not None:
+            callbacks.append(best_checkpoint(run_dir / "checkpoints", objective.primary, objective.higher_is_better))
         callbacks.append(ResumeCheckpoint(run_dir / "checkpoints", int(cfg["run"]["checkpoint_every"])))
     return pl.Trainer(
         **t,
@@ -74,7 +78,7 @@ def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extr
         logger=CSVLogger(str(run_dir), name="logs", version="") if run_dir else False,
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
-        enable_checkpointing=False,  # ResumeCheckpoint writes checkpoints/last.ckpt
+        enable_checkpointing=run_dir is not None,
         enable_progress_bar=progress,
         enable_model_summary=False,
     )
@@ -139,6 +143,19 @@ def evaluate_module(module: SuiteModule, dm: SuiteDataModule, cfg: dict, progres
                                None, progress=progress)
     trainer.test(module, datamodule=dm, verbose=False)
     return {s: module.results[s] for s in module.test_splits}
+
+
+def evaluate_best(module: SuiteModule, dm: SuiteDataModule, cfg: dict, trainer: pl.Trainer, progress: bool) -> dict | None:
+    """The metrics of checkpoints/best.ckpt, the best validation check, when it is not the last
+    step (then they are the run's own): {"step", "splits"}. Leaves the module at those weights."""
+    best = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+    if best is None or not best.best_model_path or not Path(best.best_model_path).is_file():
+        return None
+    state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
+    if state["global_step"] == trainer.global_step:
+        return {"step": trainer.global_step, "splits": None}  # the last step: see "splits" above
+    module.load_state_dict(state["state_dict"])
+    return {"step": state["global_step"], "splits": evaluate_module(module, dm, cfg, progress, trainer=trainer)}
 
 
 def shared_run_dir(cfg: dict) -> Path:
@@ -227,7 +244,7 @@ def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bo
         if data_cache is not None and resume is None and cache_key not in data_cache and not own_parts:
             dm.setup()
             data_cache[cache_key] = (tokenizer, dm.datasets)
-        trainer = make_trainer(cfg, run_dir, progress=progress)
+        trainer = make_trainer(cfg, run_dir, progress=progress, objective=module.objective)
         start = time.time()
         os.environ[RUN_DIR_ENV] = str(run_dir)  # for the processes a multi-device Trainer launches
         try:
@@ -245,17 +262,19 @@ def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bo
         train_time = time.time() - start
         trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)  # resumable from the final step
         results = evaluate_module(module, dm, cfg, progress, trainer=trainer)
+        if trainer.global_rank == 0:
+            runs.save_weights(module, run_dir)
+            for split, extra in module.artifacts.items():
+                for name, value in extra.items():
+                    runs.write_json(run_dir / f"{split}_{name}.json", value)
+        best = evaluate_best(module, dm, cfg, trainer, progress)
         if trainer.global_rank != 0:
             return run_dir
-        runs.save_weights(module, run_dir)
-        for split, extra in module.artifacts.items():
-            for name, value in extra.items():
-                runs.write_json(run_dir / f"{split}_{name}.json", value)
         objective = module.objective
         metrics = {
             "task": task.name, "step": trainer.global_step, "train_seconds": round(train_time, 1),
             "primary": objective.primary, "higher_is_better": objective.higher_is_better,
-            "splits": results, "history": module.history, "init": init_counts,
+            "splits": results, "history": module.history, "init": init_counts, "best": best,
             "world_size": trainer.world_size,
         }
         runs.write_json(run_dir / "metrics.json", metrics)

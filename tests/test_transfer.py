@@ -1,6 +1,8 @@
-"""`suite transfer` on a tiny matrix: the report agrees with results.json; an interrupted matrix resumes."""
+"""`suite transfer` on a tiny matrix: the report agrees with results.json; an interrupted matrix
+resumes; every shipped profile dry-runs to the counts its comment states; bad input is one line."""
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from suite import transfer
-from conftest import SUITE, run_suite
+from conftest import SUITE, run_suite, suite_main
 from test_example_plugin import installed  # noqa: F401  (the example plugin gives a second cheap task)
 
 MATRIX = ["transfer", "--sources", "palindrome", "--targets", "arithmetic", "--seeds", "0,1", "--lrs", "0.001,0.003",
@@ -52,7 +54,9 @@ def test_report_numbers_agree_with_the_individual_runs(finished):
         mean = sum(t for _, t in tests) / len(tests)
         assert row["mean"] == pytest.approx(mean)
         line = next(l for l in report.splitlines() if l.startswith(f"| {arm} |"))
-        assert f"| {mean:.4f} |" in line and f"| {best:g} |" in line
+        assert f"| {mean:.4f} ± " in line and re.search(rf"\| {best:g}( ⚠)? \|", line)
+        # the best lr is flagged when it sits at either end of the sweep (here: always, two rates)
+        assert row["lr_at_edge"] and "⚠" in line
         # each run's test score is what its own run directory recorded
         for r in by_lr[best]:
             m = json.loads((Path(r["run_dir"]) / "metrics.json").read_text())
@@ -79,17 +83,128 @@ def test_killing_and_rerunning_skips_finished_cells(installed, tmp_path):
     assert len(json.loads((out / "results.json").read_text())["runs"]) == 8
 
 
-def test_statistics():
-    mean, ci = transfer.mean_ci([1.0, 2.0, 3.0])
-    assert mean == 2.0 and ci == pytest.approx(4.303 * 1.0 / 3 ** 0.5)
-    gain, ci = transfer.welch([2.0, 2.1, 1.9], [1.0, 1.1, 0.9])
-    assert gain == pytest.approx(1.0) and 0 < ci < 1.0
-    # the heatmap's colour: the gain in units of its interval, clipped, whatever the metric's scale
-    assert transfer.noise_units(0.5, 1.0) == 0.5 and transfer.noise_units(-30.0, 1.0) == -2.0
-    assert transfer.noise_units(0.1, float("nan")) == 0.0
+def test_report_shows_every_measure(finished):
+    out, _ = finished
+    data = json.loads((out / "results.json").read_text())
+    row = data["summary"]["arithmetic"]["palindrome/none"]
+    for key in ("effective_data", "effective_data_end", "auc_gain", "gain_p", "gain_p_holm", "val_best", "lr_at_edge"):
+        assert key in row, key
+    report = (out / "report.md").read_text()
+    assert "eff. data first" in report and "AUC gain" in report and "p (Holm)" in report
+    assert "Holm" in report and "Welch" in report and "*last* checkpoint" in report
+    line = next(l for l in report.splitlines() if l.startswith("| palindrome/none |"))
+    assert transfer.fmt_effective(row["effective_data"]) in line
 
 
-def test_unknown_source_is_a_clear_error(tmp_path):
-    proc = run_suite("transfer", "--sources", "nope", "--targets", "arithmetic", "--out", tmp_path, check=False)
-    assert proc.returncode == 2 and "unknown source 'nope'" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+def _stated_counts(profile: str) -> tuple[int, int]:
+    """The run counts a profile's leading comment states: "N target runs" and "M source runs"."""
+    comment = " ".join(l.lstrip("# ") for l in transfer.profile_path(profile).read_text().splitlines()
+                       if l.startswith("#"))
+    target = re.search(r"([\d,]+) target runs", comment)
+    source = re.search(r"([\d,]+) source runs", comment)
+    assert target and source, f"configs/transfer/{profile}.yaml must state its target and source run counts"
+    return int(target.group(1).replace(",", "")), int(source.group(1).replace(",", ""))
+
+
+@pytest.mark.parametrize("profile", transfer.profiles())
+def test_every_profile_dry_runs_to_the_counts_its_comment_states(profile, capsys, tmp_path):
+    code, out, err = suite_main(capsys, "transfer", "--profile", profile, "--dry-run", "--calibrate-steps", "0",
+                                "--out", tmp_path / profile)
+    assert code == 0, err
+    totals = re.search(r"([\d,]+) runs +([\d,]+) steps +\(([\d,]+) target runs \+ ([\d,]+) source runs\)", out)
+    assert totals, out[-2000:]
+    runs, steps, target, source = (int(g.replace(",", "")) for g in totals.groups())
+    assert (target, source) == _stated_counts(profile)
+    listed = [l for l in out.splitlines() if l.startswith(("  - source ", "  - target "))]
+    assert len(listed) == runs == target + source
+    # counts by kind add up to the totals
+    kinds = re.findall(r"^  (source pretraining|scratch|fine-tune \(freeze \w+\)) +([\d,]+) runs +([\d,]+) steps", out, re.M)
+    assert sum(int(r.replace(",", "")) for _, r, _ in kinds) == runs
+    assert sum(int(s.replace(",", "")) for _, _, s in kinds) == steps
+    assert not (tmp_path / profile / "cells").exists()  # a dry run trains nothing
+
+
+def test_full_profile_leaves_out_sources_that_need_an_argument(capsys, tmp_path):
+    code, out, _ = suite_main(capsys, "transfer", "--profile", "full", "--dry-run", "--calibrate-steps", "0", "--out", tmp_path)
+    assert code == 0
+    assert "left out of 'all': hf" in out
+    assert "<- hf" not in out and "<- minilm/fpt" in out
+
+
+def test_dry_run_estimates_the_wall_time_from_a_calibration(capsys, tmp_path):
+    from suite.registry import get_registry
+
+    overrides = {"sources": "vision", "targets": "arithmetic", "seeds": "0,1", "lrs": "0.001,0.003",
+                 "target_steps": 40, "source_steps": 60, "evals": 2}
+    exp = transfer.load_experiment("quick", None, overrides)
+    figures = transfer.run_experiment(exp, get_registry(), tmp_path, dry=True, calibrate_steps=3)
+    out = capsys.readouterr().out
+    assert figures["target_runs"] == 8 and figures["source_runs"] == 2
+    assert "(8 target runs + 2 source runs)" in out and "calibrating arithmetic" in out and "calibrating vision" in out
+    stored = json.loads((tmp_path / "calibration.json").read_text())
+    assert len(stored) == 2
+    cal = {(c["task"], c["arch"]): c for c in stored.values()}
+    for c in cal.values():
+        assert c["step"] > 0 and c["check"] >= 0 and c["overhead"] >= 0 and c["data"] >= 0
+    # the estimate is the calibration applied to the plan: 8 target runs of 40 steps and 2 checks,
+    # 2 source runs of 60 steps, one data build per (task, seed), and this process's start-up
+    a, v = cal[("arithmetic", "tiny")], cal[("vision", "tiny")]
+    est = figures["estimate"]
+    expected = 8 * transfer.estimate.run_seconds(a, 40, 2) + 2 * transfer.estimate.run_seconds(v, 60, 2) \
+        + 2 * a["data"] + 2 * v["data"] + est["startup"]
+    assert est["total"] == pytest.approx(expected) and est["startup"] > 0
+    assert f"one run after another (--executor local): {transfer.estimate.hms(expected)}" in out
+    assert not (tmp_path / "cells").exists() and not (tmp_path / "runs").exists()
+    # a second dry run reuses the measurements
+    again = transfer.run_experiment(exp, get_registry(), tmp_path, dry=True, calibrate_steps=3)
+    assert "calibrating" not in capsys.readouterr().out
+    assert again["estimate"]["total"] - again["estimate"]["startup"] == pytest.approx(expected - est["startup"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lrs", "0.001,abc"], "lrs: 'abc' is not a number"),
+    (["--seeds", "0,0"], "seeds: [0, 0] lists a value twice"),
+    (["--target-steps", "5", "--evals", "6"], "evals: 6 validation checks do not fit in 5 target steps"),
+    (["--executor", "dask"], "executor must be one of local, ray, not 'dask'"),
+    (["--measure", "loss"], "measure must be one of gain, effective-data, auc, not 'loss'"),
+    (["--resources.gpus", "1.5"], "resources.gpus: a fraction must be below 1"),
+    (["--resources.cpus", "x"], "resources.cpus: 'x' is not a number"),
+    (["--calibrate-steps", "-1", "--dry-run"], "--calibrate-steps must be 0 (no estimate) or a positive integer"),
+    (["--profile", "huge"], "unknown transfer profile 'huge'; known: " + ", ".join(transfer.profiles())),
+    (["--sources", "nope", "--targets", "arithmetic"], "unknown source 'nope'"),
+])
+def test_bad_input_is_one_clear_line(args, message, capsys, tmp_path):
+    code, out, err = suite_main(capsys, "transfer", *args, "--out", tmp_path, "--no-progress")
+    assert code == 2 and message in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "cells").exists()
+
+
+def test_unknown_key_in_an_experiment_file_is_named(capsys, tmp_path):
+    bad = tmp_path / "exp.yaml"
+    bad.write_text("target_step: 10\n")
+    code, _, err = suite_main(capsys, "transfer", "--config", bad, "--dry-run", "--calibrate-steps", "0")
+    assert code == 2 and f"{bad}: unknown experiment key 'target_step'; did you mean 'target_steps'?" in err
+
+
+def test_an_output_directory_holds_one_experiment(finished, installed):
+    out, _ = finished
+    longer = [7 if a == 6 else a for a in MATRIX]
+    proc = run_suite(*longer, "--out", out, env=installed, check=False)
+    assert proc.returncode == 2 and "holds a matrix with source_steps 6, not 7" in proc.stderr, proc.stderr
+
+
+def test_a_target_can_have_its_own_budget(capsys, tmp_path):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("steps_by_target: {vision: 40}\n")
+    args = ["transfer", "--config", exp, "--sources", "arithmetic", "--targets", "arithmetic,vision", "--seeds", "0",
+            "--lrs", "0.001", "--target-steps", "20", "--source-steps", "30", "--dry-run", "--calibrate-steps", "0",
+            "--out", tmp_path / "out"]
+    code, out, err = suite_main(capsys, *args)
+    assert code == 0, err
+    # arithmetic: scratch only (no self-transfer), 20 steps; vision: scratch + arithmetic/none, 40 steps each
+    assert re.search(r"4 runs +130 steps +\(3 target runs \+ 1 source runs\)", out), out
+    assert re.search(r"- target  vision .* 40 steps", out) and re.search(r"- target  arithmetic .* 20 steps", out)
+    exp.write_text("steps_by_target: {chess: 40}\n")
+    code, _, err = suite_main(capsys, *args)
+    assert code == 2 and "steps_by_target: 'chess' is not a target of this experiment (arithmetic, vision)" in err

@@ -1,0 +1,306 @@
+"""The plan of a transfer experiment: which runs it makes, each a pure function of its config.
+
+An experiment is a profile in configs/transfer/ (or a YAML file) plus command-line overrides.
+For every target task it makes one arm per (source, freeze mode) and a `scratch` arm per backbone
+architecture those arms use; every arm is trained for every learning rate and seed (a `Cell`).
+Task sources are pretrained once per (task, preset, budget, seed) (a `SourceRun`) and shared by
+every cell that starts from them.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import config as config_mod
+from ..errors import SuiteError
+from ..freeze import FREEZE_MODES
+
+SCRATCH = "scratch"
+EXECUTORS = ("local", "ray")
+MEASURES = ("gain", "effective-data", "auc")
+
+# Every key an experiment may set, with its default; a profile must set those in REQUIRED.
+DEFAULTS = {
+    "profile": "custom",
+    "preset": None,
+    "sources": None,          # tasks and weight sources, or "all"
+    "targets": None,          # tasks, or "all"
+    "freeze": ["none"],
+    "seeds": None,
+    "lrs": None,
+    "source_steps": None,
+    "target_steps": None,     # fine-tuning budget of every arm, scratch included
+    "steps_by_target": {},    # target -> its own budget instead of target_steps (every arm of it alike)
+    "evals": 4,               # validation checks per target run: the points of each curve
+    "skip_self": True,        # no arm pretrains on its own target
+    "overrides": {},          # settings for every run
+    "task_overrides": {},     # settings for one task's runs, sources and targets alike
+    "reference": {},          # task -> the score of its default `suite train` run (raw metric), for the report
+    "out": None,
+    "executor": "local",      # local | ray: where runs execute; does not change what a cell means
+    "resources": {"cpus": 1, "gpus": 0},  # per run, for --executor ray
+    "ray_address": None,      # None: start a local Ray; "auto": join a running cluster
+    "measure": "gain",        # what heatmap.png shows: gain | effective-data | auc
+    "bootstrap": 0,           # resamples for bootstrap intervals of each gain (0: none)
+}
+REQUIRED = ("preset", "sources", "targets", "seeds", "lrs", "source_steps", "target_steps")
+LIST_KEYS = ("sources", "targets", "freeze", "seeds", "lrs")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One target run: an arm (scratch, or a source under a freeze mode) at one lr and seed."""
+
+    target: str
+    source: str  # SCRATCH, a task name or a weight source
+    freeze: str
+    lr: float
+    seed: int
+    arch: str  # the backbone architecture this arm uses: the preset, or "source:NAME" for a weight source's own
+
+    @property
+    def arm(self) -> str:
+        if self.source == SCRATCH:
+            return SCRATCH if self.arch_is_preset else f"{SCRATCH} ({self.arch})"
+        return f"{self.source}/{self.freeze}"
+
+    @property
+    def arch_is_preset(self) -> bool:
+        return not self.arch.startswith("source:")
+
+    @property
+    def id(self) -> str:
+        arm = self.arm.replace("/", "-").replace(" ", "").replace("(", "@").replace(")", "").replace(":", "-")
+        return f"{self.target}__{arm}__lr{self.lr:g}__s{self.seed}"
+
+    @property
+    def label(self) -> str:
+        return "scratch" if self.source == SCRATCH else f"fine-tune (freeze {self.freeze})"
+
+
+@dataclass(frozen=True)
+class SourceRun:
+    """The pretraining of one task source for one seed; every cell with that source and seed reuses it."""
+
+    task: str
+    seed: int
+    steps: int
+    preset: str
+
+    label = "source pretraining"
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}-{self.preset}-{self.steps}steps-s{self.seed}"
+
+    def path(self, out: Path) -> Path:
+        return Path(out) / "sources" / self.task / self.name
+
+
+# -- the experiment config ------------------------------------------------------------------------
+def profiles() -> list[str]:
+    return sorted(p.name[:-5] for p in config_mod.configs_dir().joinpath("transfer").iterdir() if p.name.endswith(".yaml"))
+
+
+def profile_path(name: str):
+    return config_mod.configs_dir().joinpath("transfer", f"{name}.yaml")
+
+
+def load_experiment(profile: str | None, config_file: str | None, overrides: dict) -> dict:
+    """The profile, merged with --config FILE, then the command line's overrides; checked."""
+    exp: dict = {}
+    if profile:
+        if not profile_path(profile).is_file():
+            raise SuiteError(f"unknown transfer profile {profile!r}; known: {', '.join(profiles())}")
+        exp = config_mod.load_yaml(profile_path(profile))
+    if config_file:
+        exp = config_mod.merge(exp, config_mod.load_yaml(config_file))
+    origin = config_file or (f"configs/transfer/{profile}.yaml" if profile else "the command line")
+    for key in exp:
+        if key not in DEFAULTS:
+            hint = difflib.get_close_matches(key, list(DEFAULTS), n=1)
+            raise SuiteError(f"{origin}: unknown experiment key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key.startswith("resources."):
+            exp["resources"] = {**DEFAULTS["resources"], **(exp.get("resources") or {}), key.split(".", 1)[1]: value}
+        else:
+            exp[key] = value
+    exp = {**copy.deepcopy(DEFAULTS), **exp}
+    exp["resources"] = {**DEFAULTS["resources"], **(exp.get("resources") or {})}
+    return check(exp, origin)
+
+
+def _as_list(key: str, value) -> list:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise SuiteError(f"{key}: give a list or comma-separated values, not {value!r}")
+
+
+def _number(key: str, value, kind, low=None):
+    try:
+        if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise SuiteError(f"{key}: {value!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if low is not None and not number >= low:
+        raise SuiteError(f"{key}: {value!r} must be at least {low}")
+    return number
+
+
+def check(exp: dict, origin: str = "experiment") -> dict:
+    """Normalise lists and numbers; one clear line for anything wrong."""
+    for key in REQUIRED:
+        if exp.get(key) is None:
+            raise SuiteError(f"{origin}: the experiment does not set {key!r}")
+    for key in LIST_KEYS:
+        exp[key] = _as_list(key, exp[key]) if exp[key] not in ("all", ["all"]) else "all"
+        if not exp[key]:
+            raise SuiteError(f"{key}: empty")
+    if exp["sources"] == "all":
+        exp["sources"] = ["all"]
+    if exp["targets"] == "all":
+        exp["targets"] = ["all"]
+    exp["seeds"] = [_number("seeds", s, int) for s in exp["seeds"]]
+    exp["lrs"] = [_number("lrs", x, float) for x in exp["lrs"]]
+    if any(lr <= 0 for lr in exp["lrs"]):
+        raise SuiteError(f"lrs: learning rates must be positive, not {exp['lrs']}")
+    for key in ("seeds", "lrs"):
+        if len(set(exp[key])) != len(exp[key]):
+            raise SuiteError(f"{key}: {exp[key]} lists a value twice")
+    for f in exp["freeze"]:
+        if f not in FREEZE_MODES:
+            raise SuiteError(f"freeze mode must be one of {', '.join(FREEZE_MODES)}, not {f!r}")
+    exp["source_steps"] = _number("source_steps", exp["source_steps"], int, 1)
+    exp["target_steps"] = _number("target_steps", exp["target_steps"], int, 1)
+    exp["evals"] = _number("evals", exp["evals"], int, 1)
+    if not isinstance(exp.get("steps_by_target") or {}, dict):
+        raise SuiteError(f"{origin}: steps_by_target must be a mapping of target to steps")
+    exp["steps_by_target"] = {t: _number(f"steps_by_target.{t}", v, int, 1) for t, v in (exp.get("steps_by_target") or {}).items()}
+    for steps in (exp["target_steps"], *exp["steps_by_target"].values()):
+        if exp["evals"] > steps:
+            raise SuiteError(f"evals: {exp['evals']} validation checks do not fit in {steps} target steps")
+    if exp["executor"] not in EXECUTORS:
+        raise SuiteError(f"executor must be one of {', '.join(EXECUTORS)}, not {exp['executor']!r}")
+    if exp["measure"] not in MEASURES:
+        raise SuiteError(f"measure must be one of {', '.join(MEASURES)}, not {exp['measure']!r}")
+    res = exp["resources"]
+    unknown = set(res) - {"cpus", "gpus"}
+    if unknown:
+        raise SuiteError(f"resources: unknown key {sorted(unknown)[0]!r}; give resources.cpus and resources.gpus")
+    res["cpus"] = _number("resources.cpus", res["cpus"], float, 0)
+    res["gpus"] = _number("resources.gpus", res["gpus"], float, 0)
+    if res["cpus"] == 0 and res["gpus"] == 0:
+        raise SuiteError("resources: a run needs some cpus or gpus")
+    if res["gpus"] > 1 and not float(res["gpus"]).is_integer():
+        raise SuiteError(f"resources.gpus: a fraction must be below 1 (several runs share one GPU), not {res['gpus']:g}")
+    exp["bootstrap"] = _number("bootstrap", exp["bootstrap"], int, 0)
+    for key in ("overrides", "task_overrides", "reference"):
+        if not isinstance(exp.get(key) or {}, dict):
+            raise SuiteError(f"{origin}: {key} must be a mapping")
+        exp[key] = exp.get(key) or {}
+    return exp
+
+
+# -- resolving names ------------------------------------------------------------------------------
+_PROBED: dict[str, str | None] = {}
+
+
+def needs_argument(source) -> str | None:
+    """Why a weight source cannot load as a bare NAME (it wants NAME:ARGUMENT, or is not installed),
+    or None when it can. Asked once per source and process."""
+    cache = _PROBED
+    if source.name not in cache:
+        try:
+            source.load("")
+            cache[source.name] = None
+        except SuiteError as e:
+            cache[source.name] = str(e)
+        except Exception as e:  # a broken source is left out of "all" too, with its reason
+            cache[source.name] = f"{type(e).__name__}: {e}".splitlines()[0]
+    return cache[source.name]
+
+
+def expand(exp: dict, registry) -> dict:
+    """Resolve "all" in sources and targets and check every name.
+
+    "all" sources are every task and every weight source that loads as a bare NAME: a source
+    that needs an argument (``hf:PATH``) cannot be part of "all" and is listed in ``left_out``."""
+    tasks = registry.all_tasks()
+    weight_sources = registry.all_weight_sources()
+    targets = list(tasks) if exp["targets"] == ["all"] else list(exp["targets"])
+    left_out = {}
+    if exp["sources"] == ["all"]:
+        sources = list(tasks)
+        for name, source in weight_sources.items():
+            reason = needs_argument(source)
+            if reason is None:
+                sources.append(name)
+            else:
+                left_out[name] = reason
+    else:
+        sources = [s for s in exp["sources"] if s != SCRATCH]
+    for t in targets:
+        registry.task(t)
+    for t in exp.get("steps_by_target") or {}:
+        if t not in targets:
+            raise SuiteError(f"steps_by_target: {t!r} is not a target of this experiment ({', '.join(targets)})")
+    for s in sources:
+        if s not in tasks and s.partition(":")[0] not in weight_sources:
+            raise SuiteError(f"unknown source {s!r}: not a task and not a weight source "
+                             f"(sources: {', '.join(weight_sources) or 'none'})")
+    return {**exp, "targets": targets, "sources": sources, "left_out": left_out}
+
+
+def plan(exp: dict, registry) -> list[Cell]:
+    """Every target run of an expanded experiment, target by target."""
+    tasks = registry.all_tasks()
+    cells = []
+    for target in exp["targets"]:
+        archs = [exp["preset"]]
+        arms = []
+        for source in exp["sources"]:
+            if source == target and exp.get("skip_self", True):
+                continue
+            arch = exp["preset"] if source in tasks else f"source:{source}"
+            if arch not in archs:
+                archs.append(arch)
+            arms += [(source, f, arch) for f in exp["freeze"]]
+        arms = [(SCRATCH, "none", a) for a in archs] + arms
+        for source, freeze, arch in arms:
+            for lr in exp["lrs"]:
+                for seed in exp["seeds"]:
+                    cells.append(Cell(target, source, freeze, lr, seed, arch))
+    return cells
+
+
+def source_runs(exp: dict, cells: list[Cell], registry) -> list[SourceRun]:
+    """The task-source pretraining runs the cells need, each once."""
+    tasks = registry.all_tasks()
+    needed = dict.fromkeys((c.source, c.seed) for c in cells if c.source in tasks)
+    return [SourceRun(task, seed, int(exp["source_steps"]), exp["preset"]) for task, seed in needed]
+
+
+def budget(exp: dict, target: str) -> int:
+    """The fine-tuning steps of every arm of one target."""
+    return int((exp.get("steps_by_target") or {}).get(target, exp["target_steps"]))
+
+
+def steps_of(exp: dict, run) -> int:
+    return run.steps if isinstance(run, SourceRun) else budget(exp, run.target)
+
+
+def counts(exp: dict, runs: list) -> dict[str, dict]:
+    """Runs and steps by kind: source pretraining, scratch, fine-tune per freeze mode."""
+    out: dict[str, dict] = {}
+    for r in runs:
+        row = out.setdefault(r.label, {"runs": 0, "steps": 0})
+        row["runs"] += 1
+        row["steps"] += steps_of(exp, r)
+    return out

@@ -1,0 +1,98 @@
+"""From cells to the matrix: one row per (target, arm), read only from the cell records.
+
+Each arm is reported at its own best learning rate, the one with the best mean final validation
+score over seeds (Rothermel et al. 2021: untuned rates make transfer gains appear and vanish);
+``lr_at_edge`` flags a best rate at either end of the sweep, where a better one may lie beyond.
+Scores are test scores of the last checkpoint (``test``); ``val_best`` is the best validation
+check (what a best-validation checkpoint scores on validation, optimistic because chosen on the
+same split), and ``test_best`` its test score when the runs record it. Each non-scratch arm is
+compared with the scratch arm of its own architecture: final-score gain (Welch), AUC gain
+(Welch on per-seed AUC) and effective data transferred. Holm's correction runs over all the
+matrix's final-score gains, and separately over its AUC gains.
+"""
+from __future__ import annotations
+
+import statistics
+
+from . import measures, stats
+from .plan import SCRATCH, budget
+
+
+def _mean(xs):
+    return statistics.fmean(xs) if xs else float("nan")
+
+
+def summarize(results: list[dict], exp: dict | None = None) -> dict:
+    """{target: {arm: row}}; see the module docstring for what a row holds."""
+    exp = exp or {}
+    summary: dict = {}
+    by_target: dict = {}
+    for r in results:
+        by_target.setdefault(r["target"], {}).setdefault(r["arm"], []).append(r)
+    for target, arms in by_target.items():
+        rows = {arm: arm_row(rs, exp) for arm, rs in arms.items()}
+        for row in rows.values():
+            base = next(r for r in rows.values() if r["source"] == SCRATCH and r["arch"] == row["arch"])
+            compare(row, base, exp)
+        ref = (exp.get("reference") or {}).get(target)
+        for row in rows.values():
+            if ref and row["source"] == SCRATCH:
+                raw = row["raw_mean"]
+                row["of_reference"] = raw / ref if row["higher_is_better"] else ref / raw
+                row["reference"] = ref
+        summary[target] = rows
+    correct(summary)
+    return summary
+
+
+def arm_row(rs: list[dict], exp: dict) -> dict:
+    by_lr: dict = {}
+    for r in rs:
+        by_lr.setdefault(r["lr"], []).append(r)
+    best_lr = max(by_lr, key=lambda lr: statistics.fmean(r["val"] for r in by_lr[lr]))
+    best = sorted(by_lr[best_lr], key=lambda r: r["seed"])
+    lrs = sorted(exp.get("lrs") or by_lr)
+    tests = [r["test"] for r in best]
+    mean, ci = stats.mean_ci(tests)
+    peaks = [measures.best_val(r["curve"]) for r in best]
+    aucs = [measures.auc(r["curve"]) for r in best]
+    test_best = [r["test_best"] for r in best if "test_best" in r]
+    return {
+        "arm": best[0]["arm"], "source": best[0]["source"], "freeze": best[0]["freeze"], "arch": best[0]["arch"],
+        "best_lr": best_lr, "lrs": lrs, "lr_at_edge": len(lrs) < 2 or best_lr in (lrs[0], lrs[-1]),
+        "seeds": [r["seed"] for r in best], "test": tests, "mean": mean, "ci95": ci,
+        "raw_mean": _mean([r["raw_test"] for r in best]),
+        "val_by_lr": {str(lr): statistics.fmean(r["val"] for r in v) for lr, v in sorted(by_lr.items())},
+        "val_best": _mean([v for _, v in peaks]), "val_best_step": _mean([s for s, _ in peaks]),
+        "test_best": _mean(test_best) if len(test_best) == len(best) else None,
+        "auc": aucs, "auc_mean": _mean(aucs),
+        "curve": measures.mean_curve([r["curve"] for r in best]),
+        "budget": budget(exp, best[0]["target"]) if exp.get("target_steps") else
+        int(max((s for r in best for s, _ in r["curve"]), default=1)),
+        "metric": best[0]["metric"], "higher_is_better": best[0]["higher_is_better"],
+    }
+
+
+def compare(row: dict, base: dict, exp: dict) -> None:
+    """The arm against scratch of its architecture: gains, tests and effective data."""
+    w = stats.welch_test(row["test"], base["test"])
+    a = stats.welch_test(row["auc"], base["auc"])
+    row.update(baseline=base["arm"], gain=w["diff"], gain_ci95=w["ci"], gain_df=w["df"], gain_p=w["p"],
+               auc_gain=a["diff"], auc_gain_ci95=a["ci"], auc_gain_p=a["p"])
+    if int(exp.get("bootstrap") or 0) > 0:
+        row["gain_bootstrap95"] = list(stats.bootstrap_ci(row["test"], base["test"], int(exp["bootstrap"])))
+    is_scratch = row["source"] == SCRATCH
+    row["effective_data"] = None if is_scratch else measures.effective_data(base["curve"], row["curve"], row["budget"], "first")
+    row["effective_data_end"] = None if is_scratch else measures.effective_data(base["curve"], row["curve"], row["budget"], "last")
+
+
+def correct(summary: dict) -> None:
+    """Holm across the matrix: one family for final-score gains, one for AUC gains."""
+    arms = [(t, a) for t, rows in summary.items() for a, row in rows.items() if row["source"] != SCRATCH]
+    for key, flag in (("gain_p", "distinguishable"), ("auc_gain_p", "auc_distinguishable")):
+        adjusted = stats.holm({ta: summary[ta[0]][ta[1]][key] for ta in arms})
+        for t, rows in summary.items():
+            for a, row in rows.items():
+                p = adjusted.get((t, a), float("nan"))
+                row[key + "_holm"] = p
+                row[flag] = bool(p < stats.ALPHA)
