@@ -50,6 +50,8 @@ def cmd_train(args, extra) -> int:
         task = registry.task(args.task)
         cfg = train.resolve_for_train(task, registry, config_file=args.config, overrides=overrides)
     if args.print_config:
+        if not args.resume:
+            train.adopt_source_backbone(cfg, registry)  # a weight source brings its architecture: show it
         print(config_mod.dump(cfg), end="")
         return 0
     train.train(task, cfg, registry, resume=Path(args.resume) if args.resume else None, progress=not args.no_progress)
