@@ -8,6 +8,7 @@ from pathlib import Path
 from . import config as config_mod
 from .errors import SuiteError
 from .freeze import FREEZE_MODES
+from .loggers import logger_names
 from .registry import DISABLE_ENV, DISABLE_PLUGINS_ENV, get_registry, warn
 
 EPILOG = """examples:
@@ -18,6 +19,7 @@ EPILOG = """examples:
   suite train --task audio --init-from minilm --freeze fpt
   suite eval runs/arithmetic/20260101-120000
   suite predict runs/arithmetic/20260101-120000 "123+456"
+  suite runs --task arithmetic
   suite transfer --sources chess,text,minilm --targets vision,audio
   suite new-plugin my-task
 
@@ -39,6 +41,8 @@ def cmd_train(args, extra) -> int:
         overrides["run.threads"] = args.threads
     if args.compile:
         overrides["run.compile"] = True
+    if args.logger is not None:
+        overrides["run.logger"] = args.logger
     if args.resume:
         cfg = config_mod.apply_overrides(runs.read_config(Path(args.resume)), overrides)
         task = registry.task(cfg["task"])
@@ -49,6 +53,7 @@ def cmd_train(args, extra) -> int:
             raise SuiteError("give --task NAME (see `suite tasks`) or --resume RUN_DIR")
         task = registry.task(args.task)
         cfg = train.resolve_for_train(task, registry, config_file=args.config, overrides=overrides)
+    logger_names(cfg["run"].get("logger"))  # an unknown logger or a missing package: an error before any work
     if args.print_config:
         if not args.resume:
             train.adopt_source_backbone(cfg, registry)  # a weight source brings its architecture: show it
@@ -72,6 +77,15 @@ def cmd_predict(args, extra) -> int:
 
     options = config_mod.parse_overrides(extra)
     print(train.predict(Path(args.run_dir), args.input, options, get_registry()))
+    return 0
+
+
+def cmd_runs(args, extra) -> int:
+    from .runs_table import table
+
+    if extra:
+        raise SuiteError(f"unexpected arguments: {' '.join(extra)}")
+    print(table(Path(args.root), args.task))
     return 0
 
 
@@ -155,6 +169,9 @@ def build_parser(registry) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads per process (default: the cores this process may use / processes per machine)")
     p.add_argument("--compile", action="store_true", help="torch.compile the backbone (pays off on a GPU)")
+    p.add_argument("--logger", metavar="NAMES",
+                   help="experiment loggers, comma-separated: csv (default), tensorboard, wandb (offline), mlflow "
+                        "(file store); they write to the run's logs/")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -168,6 +185,13 @@ def build_parser(registry) -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("input", help="the raw input: a problem, a FEN, a file path, a prompt (task dependent)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("runs", help="list the runs of a directory: task, date, steps, time, key metrics; newest first",
+                       description="List run directories (ROOT/TASK/NAME) with their steps, training time and "
+                                   "primary metric on the validation and test splits, newest first.")
+    p.add_argument("--root", default="runs", help="where the runs are (default: runs, as --run.root)")
+    p.add_argument("--task", help="only the runs of this task")
+    p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("transfer", help="pretrain on A, fine-tune on B, against scratch: the source x target matrix",
                        description="Run the transfer matrix and write results.json, report.md, heatmap.png and "

@@ -76,7 +76,9 @@ def read_config(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise SuiteError(f"{run_dir}: not a run directory (no config.yaml)")
-    return config_mod.load_yaml(run_dir / "config.yaml")
+    # settings added since the run was made take their defaults (run directories keep loading)
+    return config_mod.merge(config_mod.load_yaml(config_mod.configs_dir().joinpath("defaults.yaml")),
+                            config_mod.load_yaml(run_dir / "config.yaml"))
 
 
 def load_run(run_dir, registry, *, weights: bool = True):
