@@ -20,6 +20,7 @@ EPILOG = """examples:
   suite eval runs/arithmetic/20260101-120000
   suite predict runs/arithmetic/20260101-120000 "123+456"
   suite runs --task arithmetic
+  suite export runs/arithmetic/20260101-120000 --format hf --out arithmetic-model
   suite transfer --sources chess,text,minilm --targets vision,audio
   suite new-plugin my-task
 
@@ -77,6 +78,16 @@ def cmd_predict(args, extra) -> int:
 
     options = config_mod.parse_overrides(extra)
     print(train.predict(Path(args.run_dir), args.input, options, get_registry()))
+    return 0
+
+
+def cmd_export(args, extra) -> int:
+    from .export import export
+
+    if extra:
+        raise SuiteError(f"unexpected arguments: {' '.join(extra)}")
+    written = export(Path(args.run_dir), args.format, Path(args.out), get_registry())
+    print(f"wrote {args.out}/: {', '.join(written)}")
     return 0
 
 
@@ -185,6 +196,16 @@ def build_parser(registry) -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("input", help="the raw input: a problem, a FEN, a file path, a prompt (task dependent)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a run: a Hugging Face-style directory with a model card, or ONNX",
+                       description="--format hf: config.json, model.safetensors, the tokenizer state and a README.md "
+                                   "model card; `suite predict`, `suite eval` and --init-from accept the directory. "
+                                   "--format onnx: model.onnx, the model without its tokenizer (adapter, backbone, "
+                                   "head), dynamic batch size.")
+    p.add_argument("run_dir", help="a run directory")
+    p.add_argument("--format", default="hf", choices=("hf", "onnx"), help="hf (default) or onnx")
+    p.add_argument("--out", required=True, help="the directory to write")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("runs", help="list the runs of a directory: task, date, steps, time, key metrics; newest first",
                        description="List run directories (ROOT/TASK/NAME) with their steps, training time and "
