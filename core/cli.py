@@ -175,7 +175,7 @@ def build_parser(registry) -> argparse.ArgumentParser:
     p.add_argument("--config", help="a YAML file merged over the task's defaults")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
-    p.add_argument("--init-from", metavar="RUN_DIR|SOURCE", help="start the backbone from a run or a weight source")
+    p.add_argument("--init-from", metavar="RUN_DIR|SOURCE", help="start the backbone from a run, an export (suite export) or a weight source")
     p.add_argument("--freeze", choices=FREEZE_MODES, help="what to freeze after --init-from")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads per process (default: the cores this process may use / processes per machine)")
