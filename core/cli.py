@@ -160,7 +160,8 @@ def cmd_tasks(args, extra) -> int:
     return 0
 
 
-def build_parser(registry) -> argparse.ArgumentParser:
+def build_parser(registry, help_task=None) -> argparse.ArgumentParser:
+    """The command line; ``help_task``: the task whose settings `suite train --task T --help` lists."""
     parser = argparse.ArgumentParser(
         prog="suite", description="One Transformer backbone, many domains.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -170,7 +171,8 @@ def build_parser(registry) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a task; writes a run directory",
-                       description="Train a task. Unlisted options --section.key VALUE override the config.")
+                       description="Train a task. Unlisted options --section.key VALUE override the config.",
+                       epilog=config_mod.settings_help(help_task), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", help="task name (see `suite tasks`)")
     p.add_argument("--config", help="a YAML file merged over the task's defaults")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
@@ -268,6 +270,16 @@ def split_global_options(argv: list[str]) -> tuple[list[str], list[str]]:
     return [n.strip() for names in known.disable_plugin for n in names.split(",") if n.strip()], rest
 
 
+def help_task(argv: list[str], registry):
+    """The task of `suite train --task T --help`, whose settings the help lists; None otherwise."""
+    if not argv or argv[0] != "train" or not {"-h", "--help"} & set(argv):
+        return None
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task")
+    name = pre.parse_known_args(argv[1:])[0].task
+    return registry.task(name) if name else None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -277,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise SuiteError(f"--disable-plugin {unknown[0]}: no plugin of that name; plugins: "
                              f"{', '.join(sorted(registry.known))} (see `suite plugins`)")
-        parser = build_parser(registry)
+        parser = build_parser(registry, help_task(argv, registry))
         args, extra = parser.parse_known_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()

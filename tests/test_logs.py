@@ -17,11 +17,13 @@ SHORT = [*TINY, "--trainer.max_steps", 4, "--trainer.val_check_interval", 2, "--
          "--data.val_size", 16, "--data.test_size", 16]
 
 
-def test_tensorboard_logger_writes_an_event_file_in_the_run_directory(tmp_path):
+def test_tensorboard_logger_writes_an_event_file_in_the_run_directory(tmp_path, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    proc = run_suite("train", "--task", "arithmetic", *SHORT, "--logger", "csv,tensorboard", "--run.root", tmp_path)
-    run = run_dir_from(proc.stdout)
+    code, out, err = suite_main(capsys, "train", "--task", "arithmetic", *SHORT, "--logger", "csv,tensorboard",
+                                "--run.root", tmp_path)
+    assert code == 0, err
+    run = run_dir_from(out)
     assert list((run / "logs").glob("events.out.tfevents.*"))
     assert (run / "logs" / "metrics.csv").is_file()  # csv as well: several loggers at once
     events = EventAccumulator(str(run / "logs"))
@@ -62,14 +64,16 @@ def test_a_logger_whose_package_is_missing_names_the_extra(monkeypatch):
     assert loggers.logger_names("csv,tensorboard,csv") == ["csv", "tensorboard"]
 
 
-def test_a_run_directory_from_before_the_loggers_still_resumes_with_one(arith_run, tmp_path):
+def test_a_run_directory_from_before_the_loggers_still_resumes_with_one(arith_run, tmp_path, capsys):
     old = tmp_path / "old"
     shutil.copytree(arith_run, old)
     cfg = yaml.safe_load((old / "config.yaml").read_text())
     del cfg["run"]["logger"]  # as written before --logger existed
     (old / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     assert runs.read_config(old)["run"]["logger"] == "csv"
-    run_suite("train", "--resume", old, "--trainer.max_steps", 32, "--logger", "tensorboard", "--no-progress")
+    code, _, err = suite_main(capsys, "train", "--resume", old, "--trainer.max_steps", 32, "--logger", "tensorboard",
+                              "--no-progress")
+    assert code == 0, err
     assert metrics(old)["step"] == 32 and list((old / "logs").glob("events.out.tfevents.*"))
 
 
