@@ -13,7 +13,7 @@ setup: $(STAMP) stockfish
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip "setuptools>=70,<82" wheel
-	$(BIN)/pip install -e ".[test,pretrained,ray]"
+	$(BIN)/pip install -e ".[test,pretrained,ray,wandb,mlflow,onnx]"
 	touch $(STAMP)
 
 # Stockfish is a real component (chess data and opponents): Debian's package, /usr/games/stockfish.

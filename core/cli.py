@@ -8,6 +8,7 @@ from pathlib import Path
 from . import config as config_mod
 from .errors import SuiteError
 from .freeze import FREEZE_MODES
+from .loggers import logger_names
 from .registry import DISABLE_ENV, DISABLE_PLUGINS_ENV, get_registry, warn
 
 EPILOG = """examples:
@@ -18,6 +19,8 @@ EPILOG = """examples:
   suite train --task audio --init-from minilm --freeze fpt
   suite eval runs/arithmetic/20260101-120000
   suite predict runs/arithmetic/20260101-120000 "123+456"
+  suite runs --task arithmetic
+  suite export runs/arithmetic/20260101-120000 --format hf --out arithmetic-model
   suite transfer --sources chess,text,minilm --targets vision,audio
   suite new-plugin my-task
   suite transfer --profile full --dry-run
@@ -41,6 +44,8 @@ def cmd_train(args, extra) -> int:
         overrides["run.threads"] = args.threads
     if args.compile:
         overrides["run.compile"] = True
+    if args.logger is not None:
+        overrides["run.logger"] = args.logger
     if args.resume:
         cfg = config_mod.apply_overrides(runs.read_config(Path(args.resume)), overrides)
         task = registry.task(cfg["task"])
@@ -51,7 +56,10 @@ def cmd_train(args, extra) -> int:
             raise SuiteError("give --task NAME (see `suite tasks`) or --resume RUN_DIR")
         task = registry.task(args.task)
         cfg = train.resolve_for_train(task, registry, config_file=args.config, overrides=overrides)
+    logger_names(cfg["run"].get("logger"))  # an unknown logger or a missing package: an error before any work
     if args.print_config:
+        if not args.resume:
+            train.adopt_source_backbone(cfg, registry)  # a weight source brings its architecture: show it
         print(config_mod.dump(cfg), end="")
         return 0
     train.train(task, cfg, registry, resume=Path(args.resume) if args.resume else None, progress=not args.no_progress)
@@ -72,6 +80,25 @@ def cmd_predict(args, extra) -> int:
 
     options = config_mod.parse_overrides(extra)
     print(train.predict(Path(args.run_dir), args.input, options, get_registry()))
+    return 0
+
+
+def cmd_export(args, extra) -> int:
+    from .export import export
+
+    if extra:
+        raise SuiteError(f"unexpected arguments: {' '.join(extra)}")
+    written = export(Path(args.run_dir), args.format, Path(args.out), get_registry())
+    print(f"wrote {args.out}/: {', '.join(written)}")
+    return 0
+
+
+def cmd_runs(args, extra) -> int:
+    from .runs_table import table
+
+    if extra:
+        raise SuiteError(f"unexpected arguments: {' '.join(extra)}")
+    print(table(Path(args.root), args.task))
     return 0
 
 
@@ -142,7 +169,8 @@ def cmd_tasks(args, extra) -> int:
     return 0
 
 
-def build_parser(registry) -> argparse.ArgumentParser:
+def build_parser(registry, help_task=None) -> argparse.ArgumentParser:
+    """The command line; ``help_task``: the task whose settings `suite train --task T --help` lists."""
     parser = argparse.ArgumentParser(
         prog="suite", description="One Transformer backbone, many domains.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -152,16 +180,20 @@ def build_parser(registry) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a task; writes a run directory",
-                       description="Train a task. Unlisted options --section.key VALUE override the config.")
+                       description="Train a task. Unlisted options --section.key VALUE override the config.",
+                       epilog=config_mod.settings_help(help_task), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", help="task name (see `suite tasks`)")
     p.add_argument("--config", help="a YAML file merged over the task's defaults")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
-    p.add_argument("--init-from", metavar="RUN_DIR|SOURCE", help="start the backbone from a run or a weight source")
+    p.add_argument("--init-from", metavar="RUN_DIR|SOURCE", help="start the backbone from a run, an export (suite export) or a weight source")
     p.add_argument("--freeze", choices=FREEZE_MODES, help="what to freeze after --init-from")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads per process (default: the cores this process may use / processes per machine)")
     p.add_argument("--compile", action="store_true", help="torch.compile the backbone (pays off on a GPU)")
+    p.add_argument("--logger", metavar="NAMES",
+                   help="experiment loggers, comma-separated: csv (default), tensorboard, wandb (offline), mlflow "
+                        "(file store); they write to the run's logs/")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -175,6 +207,23 @@ def build_parser(registry) -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("input", help="the raw input: a problem, a FEN, a file path, a prompt (task dependent)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a run: a Hugging Face-style directory with a model card, or ONNX",
+                       description="--format hf: config.json, model.safetensors, the tokenizer state and a README.md "
+                                   "model card; `suite predict`, `suite eval` and --init-from accept the directory. "
+                                   "--format onnx: model.onnx, the model without its tokenizer (adapter, backbone, "
+                                   "head), dynamic batch size.")
+    p.add_argument("run_dir", help="a run directory")
+    p.add_argument("--format", default="hf", choices=("hf", "onnx"), help="hf (default) or onnx")
+    p.add_argument("--out", required=True, help="the directory to write")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("runs", help="list the runs of a directory: task, date, steps, time, key metrics; newest first",
+                       description="List run directories (ROOT/TASK/NAME) with their steps, training time and "
+                                   "primary metric on the validation and test splits, newest first.")
+    p.add_argument("--root", default="runs", help="where the runs are (default: runs, as --run.root)")
+    p.add_argument("--task", help="only the runs of this task")
+    p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("transfer", help="pretrain on A, fine-tune on B, against scratch: the source x target matrix",
                        description="Run the transfer matrix and write results.json, report.md, heatmap.png and "
@@ -244,6 +293,16 @@ def split_global_options(argv: list[str]) -> tuple[list[str], list[str]]:
     return [n.strip() for names in known.disable_plugin for n in names.split(",") if n.strip()], rest
 
 
+def help_task(argv: list[str], registry):
+    """The task of `suite train --task T --help`, whose settings the help lists; None otherwise."""
+    if not argv or argv[0] != "train" or not {"-h", "--help"} & set(argv):
+        return None
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task")
+    name = pre.parse_known_args(argv[1:])[0].task
+    return registry.task(name) if name else None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -253,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise SuiteError(f"--disable-plugin {unknown[0]}: no plugin of that name; plugins: "
                              f"{', '.join(sorted(registry.known))} (see `suite plugins`)")
-        parser = build_parser(registry)
+        parser = build_parser(registry, help_task(argv, registry))
         args, extra = parser.parse_known_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()

@@ -147,6 +147,31 @@ def task_defaults(task) -> dict:
     return cfg
 
 
+def settings_help(task=None) -> str:
+    """The settings a run reads, as their commented YAML files say them: configs/defaults.yaml and,
+    for ``task``, its own files (their ``transfer:`` sections left out). ``suite train [--task T] --help``."""
+    def text(path) -> str:
+        lines, skipping = [], False
+        for line in (path.read_text() if hasattr(path, "read_text") else Path(path).read_text()).splitlines():
+            if line and not line[0].isspace() and not line.startswith("#"):
+                skipping = line.startswith("transfer:")
+            if not skipping:
+                lines.append("  " + line)
+        return "\n".join(lines).rstrip()
+
+    parts = ["shared settings (configs/defaults.yaml), each overridden as --section.key VALUE:",
+             text(configs_dir().joinpath("defaults.yaml"))]
+    if task is not None:
+        if getattr(task, "defaults", None):
+            parts += [f"settings of task {task.name} ({type(task).__name__}.defaults):",
+                      "\n".join("  " + l for l in dump(task.defaults).splitlines())]
+        for path in task_files(task):
+            parts += [f"settings of task {task.name} ({getattr(path, 'name', path)}), over the shared ones:", text(path)]
+    else:
+        parts.append("suite train --task T --help adds the settings of task T.")
+    return "\n".join(parts)
+
+
 def transfer_overrides(task, profile: str) -> dict[str, Any]:
     """The settings a task asks for in the ``suite transfer`` profile ``profile``, as dotted keys
     (``{"data.train_size": 2000}``), from the ``transfer:`` sections of its YAML files."""

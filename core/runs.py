@@ -6,7 +6,9 @@ A run directory holds (DESIGN.md invariant 4):
   checkpoints/last.ckpt   the Lightning checkpoint to resume from
   weights/{backbone,adapter,head}.safetensors   the weights, split by prefix
   metrics.json            final metrics per split and the validation history
-  logs/                   Lightning's CSV logs
+  logs/                   the loggers' files (metrics.csv, TensorBoard events, ...)
+An export (`suite export RUN --format hf`: config.json, model.safetensors, suite_tokenizer.json)
+loads wherever a run directory does: eval, predict, --init-from.
 Weights from elsewhere are read with safetensors only, never unpickled.
 """
 from __future__ import annotations
@@ -24,6 +26,8 @@ from .backbone import ARCHITECTURE_FIELDS
 from .errors import SuiteError
 
 PARTS = ("backbone", "adapter", "head")
+# `suite export --format hf` (export.py): one directory that loads wherever a run directory does
+EXPORT_CONFIG, EXPORT_WEIGHTS, EXPORT_TOKENIZER = "config.json", "model.safetensors", "suite_tokenizer.json"
 
 
 def new_run_dir(cfg: dict) -> Path:
@@ -72,31 +76,59 @@ def load_part(module, part: str, state: dict[str, torch.Tensor], origin: str) ->
         raise SuiteError(f"{origin}: {part} weights do not fit this model: {first}") from None
 
 
+def is_export(path: Path) -> bool:
+    """A directory that `suite export --format hf` wrote (config.json with a ``suite`` section)."""
+    return (Path(path) / EXPORT_CONFIG).is_file() and not (Path(path) / "config.yaml").is_file()
+
+
 def read_config(run_dir: Path) -> dict:
+    """The resolved config of a run directory or of an export of one."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
+    if is_export(run_dir):
+        try:
+            cfg = json.loads((run_dir / EXPORT_CONFIG).read_text())["suite"]
+        except (ValueError, KeyError, TypeError):
+            raise SuiteError(f"{run_dir}/{EXPORT_CONFIG}: not a suite export (no `suite` section)") from None
+    elif not (run_dir / "config.yaml").is_file():
         raise SuiteError(f"{run_dir}: not a run directory (no config.yaml)")
-    return config_mod.load_yaml(run_dir / "config.yaml")
+    else:
+        cfg = config_mod.load_yaml(run_dir / "config.yaml")
+    # settings added since the run was made take their defaults (run directories keep loading)
+    return config_mod.merge(config_mod.load_yaml(config_mod.configs_dir().joinpath("defaults.yaml")), cfg)
+
+
+def read_parts(run_dir: Path, parts=PARTS) -> dict[str, dict[str, torch.Tensor]]:
+    """``{part: state dict}`` from weights/<part>.safetensors, or from an export's model.safetensors."""
+    run_dir = Path(run_dir)
+    if is_export(run_dir):
+        state = read_weights(run_dir / EXPORT_WEIGHTS)
+        return {part: {k[len(part) + 1:]: v for k, v in state.items() if k.startswith(part + ".")} for part in parts}
+    return {part: read_weights(run_dir / "weights" / f"{part}.safetensors") for part in parts}
+
+
+def read_tokenizer_state(run_dir: Path) -> dict:
+    name = EXPORT_TOKENIZER if is_export(run_dir) else "tokenizer.json"
+    try:
+        return json.loads((Path(run_dir) / name).read_text())
+    except FileNotFoundError:
+        raise SuiteError(f"{run_dir}: {name} is missing") from None
 
 
 def load_run(run_dir, registry, *, weights: bool = True):
-    """Rebuild (task, cfg, tokenizer, module) from a run directory, weights loaded."""
+    """Rebuild (task, cfg, tokenizer, module) from a run directory (or an export of one), weights loaded."""
     from .module import SuiteModule
 
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
     task = registry.task(cfg.get("task"))
     try:
-        tok_state = json.loads((run_dir / "tokenizer.json").read_text())
-        tokenizer = task.load_tokenizer(tok_state)
-    except FileNotFoundError:
-        raise SuiteError(f"{run_dir}: tokenizer.json is missing") from None
+        tokenizer = task.load_tokenizer(read_tokenizer_state(run_dir))
     except (ValueError, TypeError) as e:
-        raise SuiteError(f"{run_dir}/tokenizer.json: cannot rebuild the {task.name} tokenizer: {e}") from None
+        raise SuiteError(f"{run_dir}: cannot rebuild the {task.name} tokenizer from its saved state: {e}") from None
     module = SuiteModule(task, tokenizer, cfg)
     if weights:
-        for part in PARTS:
-            load_part(module, part, read_weights(run_dir / "weights" / f"{part}.safetensors"), str(run_dir))
+        for part, state in read_parts(run_dir).items():
+            load_part(module, part, state, str(run_dir))
     return task, cfg, tokenizer, module
 
 
@@ -117,8 +149,9 @@ def resolve_init(spec: str, registry, pretrained=None) -> tuple[str, dict, dict[
     path = Path(spec)
     if path.is_dir():
         cfg = read_config(path)
-        state = read_weights(path / "weights" / "backbone.safetensors")
-        return "run", cfg["backbone"], state, f"run {path} (task {cfg.get('task')})"
+        state = read_parts(path, ("backbone",))["backbone"]
+        kind = "export" if is_export(path) else "run"
+        return kind, cfg["backbone"], state, f"{kind} {path} (task {cfg.get('task')})"
     pre = pretrained if pretrained is not None else load_source(spec, registry)
     state = {k[len("backbone."):]: v for k, v in pre.state_dict.items() if k.startswith("backbone.")}
     return "source", dict(pre.backbone), state, f"weight source {spec}" + (f" ({pre.description})" if pre.description else "")

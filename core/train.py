@@ -15,7 +15,6 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
-from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from . import config as config_mod
@@ -24,6 +23,7 @@ from .cache import prepare
 from .backbone import BackboneConfig
 from .checkpoints import AtomicCheckpointIO, ResumeCheckpoint, best_checkpoint
 from .data import SuiteDataModule
+from .loggers import make_loggers
 from .errors import SuiteError
 from .module import NonFiniteLoss, SuiteModule
 
@@ -75,7 +75,7 @@ def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extr
     return pl.Trainer(
         **t,
         default_root_dir=str(run_dir) if run_dir else None,
-        logger=CSVLogger(str(run_dir), name="logs", version="") if run_dir else False,
+        logger=(make_loggers(cfg, run_dir) or False) if run_dir else False,  # --logger: logs/ of the run
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         enable_checkpointing=run_dir is not None,

@@ -104,3 +104,17 @@ def test_help_lists_the_commands():
     out = run_suite("--help").stdout
     for command in ("train", "eval", "predict", "plugins", "tasks", "new-plugin", "--disable-plugin NAME"):
         assert command in out
+
+
+def test_train_help_lists_the_shared_settings_and_the_tasks_own(capsys):
+    with pytest.raises(SystemExit):
+        suite_main(capsys, "train", "--help")
+    out = capsys.readouterr().out
+    assert "lr: 1.0e-3" in out and "logger: csv" in out and "--task T --help adds the settings" in out
+    with pytest.raises(SystemExit):
+        suite_main(capsys, "train", "--task", "arithmetic", "--help")
+    out = capsys.readouterr().out
+    assert "settings of task arithmetic (arithmetic.yaml)" in out
+    assert "long_digits: [4, 5]   # operand lengths of the test_long split" in out
+    code, _, err = suite_main(capsys, "train", "--task", "nope", "--help")
+    assert code == 2 and "unknown task 'nope'" in err

@@ -64,3 +64,15 @@ def test_minilm_into_text_adopts_vocabulary(tmp_path, capsys):
     code = main(["predict", str(run), "Return the event loop for the current thread."])
     out = capsys.readouterr()
     assert code == 0 and out.out.split()[0] in tok["classes"]
+
+
+def test_print_config_shows_the_architecture_of_the_init_source(capsys):
+    import yaml
+
+    from conftest import suite_main
+
+    code, out, err = suite_main(capsys, "train", "--task", "vision", "--init-from", "minilm", "--print-config")
+    assert code == 0, err
+    backbone = yaml.safe_load(out)["backbone"]
+    assert backbone["preset"] == "minilm" and backbone["d_model"] == 384 and backbone["n_layers"] == 6
+    assert backbone["norm"] == "post"

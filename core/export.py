@@ -1,0 +1,168 @@
+"""`suite export RUN`: a trained run as a Hugging Face-style directory, or as ONNX.
+
+``--format hf`` writes a directory that `suite predict`, `suite eval`, `suite play` and
+`--init-from` accept like the run directory itself (runs.load_run reads both):
+
+  config.json           the architecture under Hugging Face's names, and under ``suite`` the run's
+                        resolved config (enough to rebuild the model)
+  model.safetensors     every weight, keys prefixed ``backbone.``, ``adapter.``, ``head.``
+  suite_tokenizer.json  the tokenizer's state (suite's own format, hence not tokenizer.json)
+  metrics.json          the run's metrics, where it has them
+  README.md             a model card: task, data, settings, metrics per split, how to load it
+
+``--format onnx`` writes ``model.onnx``: the model without its tokenizer (adapter, backbone,
+head), taking the tensors of a batch (``inputs`` and, where the task's batches have them,
+``padding`` and ``prefix_len``) and returning the head's logits, with a dynamic batch size.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+import shutil
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import save_file
+
+from . import runs
+from .errors import SuiteError
+
+FORMATS = ("hf", "onnx")
+MODEL_INPUTS = ("inputs", "padding", "prefix_len")  # the batch keys the adapter and backbone read
+
+
+def export(run_dir: Path, fmt: str, out: Path, registry) -> list[str]:
+    """Write the export of ``run_dir`` to ``out``; returns the names of the files written."""
+    if fmt not in FORMATS:
+        raise SuiteError(f"--format {fmt}: not an export format; formats: {', '.join(FORMATS)}")
+    task, cfg, tokenizer, module = runs.load_run(run_dir, registry)
+    module.eval()
+    out = Path(out)
+    if out.resolve() == Path(run_dir).resolve():
+        raise SuiteError(f"--out {out}: the export must not overwrite the run directory")
+    out.mkdir(parents=True, exist_ok=True)
+    if fmt == "hf":
+        return export_hf(run_dir, task, cfg, tokenizer, module, out)
+    return export_onnx(task, cfg, tokenizer, module, out)
+
+
+# -- Hugging Face-style directory -------------------------------------------------------------------
+def export_hf(run_dir: Path, task, cfg: dict, tokenizer, module, out: Path) -> list[str]:
+    b = cfg["backbone"]
+    config = {
+        "model_type": "suite", "architectures": ["SuiteModule"], "task": task.name, "domain": task.domain,
+        "hidden_size": b["d_model"], "num_hidden_layers": b["n_layers"], "num_attention_heads": b["n_heads"],
+        "intermediate_size": b["d_ff"], "max_position_embeddings": b["max_len"],
+        "suite": cfg,
+    }
+    (out / runs.EXPORT_CONFIG).write_text(json.dumps(config, indent=2, default=str) + "\n")
+    state = {f"{part}.{k}": v.detach().cpu().contiguous()
+             for part in runs.PARTS for k, v in getattr(module, part).state_dict().items()}
+    save_file(state, str(out / runs.EXPORT_WEIGHTS), metadata={"format": "pt", "task": task.name})
+    runs.write_json(out / runs.EXPORT_TOKENIZER, tokenizer.state())
+    written = [runs.EXPORT_CONFIG, runs.EXPORT_WEIGHTS, runs.EXPORT_TOKENIZER]
+    metrics = None
+    if (Path(run_dir) / "metrics.json").is_file():
+        shutil.copyfile(Path(run_dir) / "metrics.json", out / "metrics.json")
+        metrics = json.loads((out / "metrics.json").read_text())
+        written.append("metrics.json")
+    (out / "README.md").write_text(model_card(task, cfg, metrics, n_params=sum(v.numel() for v in state.values())))
+    return written + ["README.md"]
+
+
+def model_card(task, cfg: dict, metrics: dict | None, n_params: int) -> str:
+    b, t = cfg["backbone"], cfg["trainer"]
+    lines = ["---", "library_name: suite", f"tags: [suite, {task.domain}, {task.name}]", "---", "",
+             f"# suite: {task.name}", "",
+             f"{task.description}. A `suite` model ({task.domain} domain, plugin `{task.plugin}`): the task's "
+             f"tokenizer and adapter, the shared Transformer backbone and the task's head, "
+             f"{n_params:,} parameters.", "",
+             "## Task", "",
+             f"- task: `{task.name}` (objective {task.objective.__name__}, {task.mask} attention)",
+             f"- backbone: preset `{b.get('preset')}`, d_model {b['d_model']}, {b['n_layers']} layers, "
+             f"{b['n_heads']} heads, d_ff {b['d_ff']}, context {b['max_len']}",
+             f"- started from: {cfg['init'].get('from') or 'scratch'} (freeze: {cfg['init'].get('freeze') or 'none'})", "",
+             "## Data", "", "```yaml", yaml.safe_dump({"data": cfg["data"]}, sort_keys=False).rstrip(), "```", "",
+             "## Settings", "",
+             f"- steps: {metrics['step'] if metrics else t.get('max_steps')}"
+             + (f", training time {metrics['train_seconds']} s" if metrics else ""),
+             f"- optimiser: AdamW, lr {cfg['optim']['lr']}, weight decay {cfg['optim']['weight_decay']}, "
+             f"{cfg['optim']['schedule']} schedule, {cfg['optim']['warmup_steps']} warm-up steps",
+             f"- batch size {cfg['data'].get('batch_size')}, precision {t.get('precision', '32-true')}, seed {cfg['seed']}",
+             "- the full resolved config: `config.json`, section `suite`", "",
+             "## Metrics", ""]
+    if metrics and metrics.get("splits"):
+        splits = metrics["splits"]
+        primary = metrics.get("primary")
+        names = sorted({k for m in splits.values() for k in m}, key=lambda k: (k != primary, k))
+        lines += ["| split | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        lines += [f"| {s} | " + " | ".join(f"{m[k]:.4f}" if k in m else "" for k in names) + " |"
+                  for s, m in splits.items()]
+        lines += ["", f"Primary metric: `{primary}` ({'higher' if metrics.get('higher_is_better') else 'lower'} is better)."]
+    else:
+        lines.append("The run has no metrics.json (it did not finish).")
+    lines += ["", "## How to load", "",
+              f"With `suite` and the plugin that provides `{task.name}` installed:", "", "```bash",
+              "suite predict THIS_DIR \"INPUT\"                       # one prediction",
+              "suite eval THIS_DIR                                  # the metrics above, again",
+              "suite train --task OTHER --init-from THIS_DIR        # reuse the backbone for another task",
+              "```", "", "```python", "import suite",
+              "task, cfg, tokenizer, model = suite.load_run(\"THIS_DIR\", suite.get_registry())",
+              "model.eval()", "```", "",
+              "`model.safetensors` holds every tensor, keys prefixed `backbone.`, `adapter.` and `head.`; "
+              "it loads without unpickling anything. `suite_tokenizer.json` is the tokenizer's state.", ""]
+    return "\n".join(lines)
+
+
+# -- ONNX -------------------------------------------------------------------------------------------
+class TensorModel(torch.nn.Module):
+    """The model with positional tensor inputs (ONNX has no dicts): ``(inputs, [padding], [prefix_len])``."""
+
+    def __init__(self, module, names: list[str]):
+        super().__init__()
+        self.module, self.names = module, list(names)
+
+    def forward(self, *tensors):
+        return self.module(dict(zip(self.names, tensors)))
+
+
+def example_batch(task, tokenizer, cfg: dict, n: int = 2) -> dict[str, torch.Tensor]:
+    """``n`` samples of the task's validation split, collated: the shapes and dtypes the model takes."""
+    from .cache import prepare
+
+    prepare(task, cfg)
+    data = task.build_data(tokenizer, cfg)
+    split = data["val"] if "val" in data else data["test"]
+    if len(split) < n:
+        raise SuiteError(f"task {task.name}: the validation split has {len(split)} samples; the export needs {n}")
+    return task.collate([split[i] for i in range(n)])
+
+
+def model_inputs(batch: dict) -> dict[str, torch.Tensor]:
+    return {k: batch[k] for k in MODEL_INPUTS if isinstance(batch.get(k), torch.Tensor)}
+
+
+def export_onnx(task, cfg: dict, tokenizer, module, out: Path) -> list[str]:
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export writes with it)
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise SuiteError("--format onnx needs the onnx and onnxscript packages: pip install 'suite[onnx]'") from None
+    inputs = model_inputs(example_batch(task, tokenizer, cfg))
+    names = list(inputs)
+    batch, length = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("length", min=2, max=cfg["backbone"]["max_len"])
+    # token ids (B, T) and their padding: any batch size and length; patch vectors: any batch size
+    # (their number is fixed by the adapter's grid)
+    tokens = not inputs["inputs"].is_floating_point()
+    dynamic = (tuple({0: batch, 1: length} if tokens and k in ("inputs", "padding") else {0: batch} for k in names),)
+    path = out / "model.onnx"
+    with warnings.catch_warnings():  # the exporter's deprecation notes are not the user's business
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(TensorModel(module, names).eval(), tuple(inputs.values()), str(path), input_names=names,
+                              output_names=["logits"], dynamic_shapes=dynamic, dynamo=True, external_data=False,
+                              verbose=False)
+        except Exception as e:  # the exporter's errors are long; the first line says what failed
+            raise SuiteError(f"task {task.name}: ONNX export failed: {str(e).strip().splitlines()[0]}") from None
+    return ["model.onnx"]
