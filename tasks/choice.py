@@ -13,10 +13,9 @@ often the unmasked argmax is a legal option) and the loss.
 from __future__ import annotations
 
 import torch
-from torchmetrics import MetricCollection
 
 from .batches import ChoiceBatch
-from .objective import Objective, mean_metric
+from .objective import Objective, metric_collection, mean_metric
 
 
 def mask_options(logits: torch.Tensor, legal: torch.Tensor | None) -> torch.Tensor:
@@ -47,7 +46,7 @@ class Choice(Objective):
         self.mask_loss = bool(cfg.get("model", {}).get("mask_loss", False))
 
     def make_metrics(self):
-        return MetricCollection({
+        return metric_collection({
             "accuracy": mean_metric(), "top3_accuracy": mean_metric(), "legal_rate": mean_metric(), "loss": mean_metric(),
         })
 

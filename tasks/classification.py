@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from .batches import ClassificationBatch
-from .objective import Objective, mean_metric
+from .objective import Objective, metric_collection, mean_metric
 
 
 def top_classes(probs: torch.Tensor, classes: list[str], top: int = 1) -> str:
@@ -32,8 +30,10 @@ class Classification(Objective):
         self.label_smoothing = float(cfg.get("model", {}).get("label_smoothing", 0.0))
 
     def make_metrics(self):
+        from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
         n = self.n_classes
-        return MetricCollection({
+        return metric_collection({
             "accuracy": MulticlassAccuracy(n, average="micro"),
             "macro_accuracy": MulticlassAccuracy(n, average="macro"),
             "loss": mean_metric(),

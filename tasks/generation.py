@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
 
 from .batches import GenerationBatch
-from .objective import Objective, mean_metric
+from .objective import Objective, metric_collection, mean_metric
 
 IGNORE = -100
 
@@ -53,7 +52,7 @@ class Generation(Objective):
     batch = GenerationBatch
 
     def make_metrics(self):
-        return MetricCollection({"exact_match": mean_metric(), "token_accuracy": mean_metric(), "loss": mean_metric()})
+        return metric_collection({"exact_match": mean_metric(), "token_accuracy": mean_metric(), "loss": mean_metric()})
 
     def loss(self, model, batch):
         logits = model(batch)

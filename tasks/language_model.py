@@ -13,11 +13,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
 
 from .generation import IGNORE
 from .batches import LanguageModelBatch
-from .objective import Objective, sum_metric
+from .objective import Objective, metric_collection, sum_metric
 
 
 @torch.no_grad()
@@ -52,7 +51,7 @@ class LanguageModel(Objective):
     batch = LanguageModelBatch
 
     def make_metrics(self):
-        return MetricCollection({"nll": sum_metric(), "tokens": sum_metric(), "bytes": sum_metric()})
+        return metric_collection({"nll": sum_metric(), "tokens": sum_metric(), "bytes": sum_metric()})
 
     def loss(self, model, batch):
         logits = model(batch)

@@ -1,19 +1,35 @@
 """The objective contract: loss, metrics and decoding, written once and shared by every domain."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
-from torchmetrics import MeanMetric, MetricCollection, SumMetric
+
+# torchmetrics is imported where metrics are made: importing it takes seconds, and commands that
+# only list tasks or plugins never need it.
+if TYPE_CHECKING:
+    from torchmetrics import MeanMetric, MetricCollection, SumMetric
 
 
-def mean_metric() -> MeanMetric:
+def metric_collection(metrics: dict) -> "MetricCollection":
+    from torchmetrics import MetricCollection
+
+    return MetricCollection(metrics)
+
+
+def mean_metric() -> "MeanMetric":
     """A running mean in which NaN stays NaN: a value that went wrong is reported, never averaged away
     (torchmetrics' default drops NaNs with a warning)."""
+    from torchmetrics import MeanMetric
+
     return MeanMetric(nan_strategy="disable")
 
 
-def sum_metric() -> SumMetric:
+def sum_metric() -> "SumMetric":
     """A running sum in which NaN stays NaN (see ``mean_metric``)."""
+    from torchmetrics import SumMetric
+
     return SumMetric(nan_strategy="disable")
 
 from .batches import Batch
