@@ -145,15 +145,16 @@ def evaluate_module(module: SuiteModule, dm: SuiteDataModule, cfg: dict, progres
     return {s: module.results[s] for s in module.test_splits}
 
 
-def evaluate_best(module: SuiteModule, dm: SuiteDataModule, cfg: dict, trainer: pl.Trainer, progress: bool) -> dict | None:
-    """The metrics of checkpoints/best.ckpt, the best validation check, when it is not the last
-    step (then they are the run's own): {"step", "splits"}. Leaves the module at those weights."""
+def evaluate_best(module: SuiteModule, dm: SuiteDataModule, cfg: dict, trainer: pl.Trainer, progress: bool,
+                  last: dict) -> dict | None:
+    """{"step", "splits"} of checkpoints/best.ckpt, the best validation check: evaluated when it is
+    not the last step (the module is left at its weights), else ``last``, the run's own metrics."""
     best = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
     if best is None or not best.best_model_path or not Path(best.best_model_path).is_file():
         return None
     state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
     if state["global_step"] == trainer.global_step:
-        return {"step": trainer.global_step, "splits": None}  # the last step: see "splits" above
+        return {"step": trainer.global_step, "splits": last}
     module.load_state_dict(state["state_dict"])
     return {"step": state["global_step"], "splits": evaluate_module(module, dm, cfg, progress, trainer=trainer)}
 
@@ -267,7 +268,7 @@ def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bo
             for split, extra in module.artifacts.items():
                 for name, value in extra.items():
                     runs.write_json(run_dir / f"{split}_{name}.json", value)
-        best = evaluate_best(module, dm, cfg, trainer, progress)
+        best = evaluate_best(module, dm, cfg, trainer, progress, results)
         if trainer.global_rank != 0:
             return run_dir
         objective = module.objective
