@@ -235,3 +235,14 @@ def test_match_statistics():
     assert 0.75 < lo < 0.975 < hi <= 1.0
     assert elo(0.5) == 0 and elo(1.0) == float("inf") and round(elo(0.76)) == 200
     assert wilson(0.0, 10)[0] == 0.0
+
+
+@pytest.mark.parametrize("games, filled", [(3, True), (5, True), (2, False)])
+def test_small_game_sets_get_a_val_and_a_test_game_when_they_can(games, filled):
+    p = chess_data.Positions([chess.STARTING_FEN] * games, ["e2e4"] * games, [1] * games, [f"g{i}" for i in range(games)])
+    plain = chess_data.split_by_game(p, 2, 3)
+    parts = chess_data.split_by_game(p, 2, 3, fill=True)
+    assert sum(map(len, parts.values())) == games
+    assert (len(parts["val"]) >= 1 and len(parts["test"]) >= 1 and len(parts["train"]) >= 1) == filled
+    if not filled:
+        assert {s: len(q) for s, q in parts.items()} == {s: len(q) for s, q in plain.items()}

@@ -130,26 +130,57 @@ def test_uci_engine_plays_a_whole_game_against_stockfish(chess_run):
         stockfish.quit()
 
 
-def test_trains_on_a_pgn_file_and_counts_malformed_games(tmp_path):
-    rng = random.Random(3)
-    games = []
-    for i in range(40):
+def lichess_pgn(games: int, seed: int = 3) -> str:
+    """Games as Lichess exports them (headers, clock comments, a variation) and one illegal game."""
+    rng, texts = random.Random(seed), []
+    for i in range(games):
         board = chess.Board()
-        for _ in range(30):
-            board.push(rng.choice(list(board.legal_moves)))
-            if board.is_game_over():
+        game = chess.pgn.Game()
+        game.headers.update({"Event": "Rated Blitz game", "Site": f"https://lichess.org/g{i:07d}", "White": f"w{i}",
+                             "Black": f"b{i}", "Result": rng.choice(["1-0", "0-1", "1/2-1/2"]), "WhiteElo": "1650",
+                             "BlackElo": "1720", "TimeControl": "180+0", "Termination": "Normal"})
+        node = game
+        for ply in range(30):
+            moves = list(board.legal_moves)
+            if not moves:
                 break
-        game = chess.pgn.Game.from_board(board)
-        game.headers.update({"Event": f"game {i}", "Result": rng.choice(["1-0", "0-1", "1/2-1/2"])})
-        games.append(str(game))
-    games.insert(5, '[Event "broken"]\n[Result "0-1"]\n\n1. e4 Ke7 2. Qh5 Kf9 0-1')
-    pgn = tmp_path / "games.pgn"
-    pgn.write_text("\n\n".join(games) + "\n")
-    out = run_ok("train", "--task", "chess", *TINY, "--data.pgn", pgn, "--data.val_percent", 15, "--data.test_percent", 15,
-                 "--data.batch_size", 32, "--data.mate_puzzles", 0, "--trainer.max_steps", 4,
-                 "--trainer.val_check_interval", 4, "--run.root", tmp_path / "runs")
-    assert "pgn: 40 games" in out and "1 malformed" in out
+            move = rng.choice(moves)
+            if ply == 3 and len(moves) > 1:  # a side line, which is not trained on
+                node.add_variation(next(m for m in moves if m != move)).comment = "[%clk 0:02:58]"
+            node = node.add_main_variation(move, comment=f"[%eval 0.{ply % 10}] [%clk 0:02:{59 - ply // 2:02d}]")
+            board.push(move)
+        texts.append(str(game))
+    texts.insert(5, '[Event "broken"]\n[Result "0-1"]\n\n1. e4 Ke7 2. Qh5 Kf9 0-1')
+    return "\n\n".join(texts) + "\n"
+
+
+def test_a_small_pgn_file_trains_on_its_own_games_with_default_splits(tmp_path):
+    pgn = tmp_path / "lichess.pgn"
+    pgn.write_text(lichess_pgn(25))
+    out = run_ok("train", "--task", "chess", *TINY, "--data.pgn", pgn, "--data.batch_size", 32,
+                 "--data.cache_dir", tmp_path / "cache", "--trainer.max_steps", 4, "--trainer.val_check_interval", 4,
+                 "--run.root", tmp_path / "runs")
+    assert "pgn: 25 games, 750 positions" in out and "1 malformed" in out
+    assert "mate-in-one" not in out and not (tmp_path / "cache").exists()  # no puzzles unless asked for
+    counts = dict(part.split() for part in out.split("positions by split (whole games): ")[1].splitlines()[0].split(", "))
+    assert set(counts) == {"train", "val", "test"} and int(counts["train"]) == 750 - int(counts["val"]) - int(counts["test"])
+    assert int(counts["val"]) % 30 == 0 and int(counts["val"]) >= 30 and int(counts["test"]) >= 30  # whole games
     assert metrics(run_dir_from(out))["splits"]["test"]["legal_rate"] >= 0.0
+    # Puzzles only when asked for; then they are mixed into train and held out as test_mate.
+    out = run_ok("train", "--task", "chess", *TINY, "--data.pgn", pgn, "--data.batch_size", 32, "--data.mate_puzzles", 1000,
+                 "--data.cache_dir", tmp_path / "cache", "--trainer.max_steps", 2, "--trainer.val_check_interval", 2,
+                 "--run.root", tmp_path / "runs")
+    assert "generating 1000 mate-in-one puzzles" in out and "test_mate" in metrics(run_dir_from(out))["splits"]
+
+
+def test_a_pgn_file_too_small_to_split_names_its_game_count_and_the_pgn_settings(tmp_path):
+    pgn = tmp_path / "two.pgn"
+    pgn.write_text(lichess_pgn(2))
+    code, _, err = suite_main("train", "--task", "chess", *TINY, "--data.pgn", pgn, "--run.root", tmp_path / "runs")
+    errors = [line for line in err.splitlines() if line.startswith("suite: error")]
+    assert code == 2 and len(errors) == 1, err
+    assert "2 game(s)" in errors[0] and "at least 3 games" in errors[0] and "--data.pgn" in errors[0]
+    assert "--data.min_elo" in errors[0] and "--data.positions (" not in errors[0]
 
 
 def test_no_stockfish_and_no_pgn_is_one_clear_line(tmp_path):

@@ -58,15 +58,28 @@ class Positions:
                          pick(self.correct) if self.correct is not None else None)
 
 
-def split_by_game(p: Positions, val_percent: float, test_percent: float) -> dict[str, Positions]:
+def split_by_game(p: Positions, val_percent: float, test_percent: float, fill: bool = False) -> dict[str, Positions]:
+    """Train / val / test by a hash of each position's game. With ``fill``, a split that the hash
+    left empty takes a game from train when there are at least three games, so a small PGN file
+    still gets one game in val and one in test (the last games seen, a stable choice)."""
     memo: dict[str, str] = {}
+    for g in p.game:
+        if g not in memo:
+            memo[g] = suite.hash_split(g, val_percent, test_percent)
+    if fill and len(memo) >= 3:
+        for s in ("val", "test"):
+            if s not in memo.values():
+                train = [g for g, t in memo.items() if t == "train"]
+                if len(train) > 1:
+                    memo[train[-1]] = s
     members: dict[str, list[int]] = {"train": [], "val": [], "test": []}
     for i, g in enumerate(p.game):
-        s = memo.get(g)
-        if s is None:
-            s = memo[g] = suite.hash_split(g, val_percent, test_percent)
-        members[s].append(i)
+        members[memo[g]].append(i)
     return {s: p.select(idx) for s, idx in members.items()}
+
+
+def game_count(p: Positions) -> int:
+    return len(set(p.game))
 
 
 class _Ragged:
