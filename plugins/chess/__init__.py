@@ -9,6 +9,8 @@ mate.py for mate-in-one puzzles), then the tasks and commands registered here:
   chess-mate   the mating move in mate-in-one positions (every mating move counts)
 
   suite play RUN --opponent stockfish|random    matches, PGN out, score with CI and Elo difference
+  suite elo RUN                                 Elo with a 95% interval from a ladder against Stockfish
+  suite eval-puzzles RUN --puzzles FILE.csv     solve rate on Lichess-format puzzles
   suite uci RUN                                 the model as a UCI engine on stdin/stdout
 """
 from __future__ import annotations
@@ -188,7 +190,11 @@ def suite_register_tasks(register):
 
 @suite.hookimpl
 def suite_register_commands(register):
-    from . import play, uci
+    from . import elo, play, puzzles, uci
 
     register("play", "play a trained chess run against Stockfish or a random mover; PGN, score and Elo", play.configure, play.run)
+    register("elo", "rate a trained chess run: a ladder of games against Stockfish's UCI_Elo levels, Elo with a 95% interval",
+             elo.configure, elo.run)
+    register("eval-puzzles", "score a trained chess run on Lichess-format puzzles (CSV, .gz, .zst): solve rate by rating",
+             puzzles.configure, puzzles.run)
     register("uci", "run a trained chess run as a UCI engine on stdin/stdout", uci.configure, uci.run)
