@@ -189,3 +189,43 @@ def test_no_stockfish_and_no_pgn_is_one_clear_line(tmp_path):
     errors = [line for line in err.splitlines() if line.startswith("suite: error")]
     assert code == 2 and len(errors) == 1
     assert "apt-get install stockfish" in err and "--data.pgn" in err
+
+
+@needs_stockfish
+def test_elo_ladder_prints_an_elo_with_an_interval_and_writes_every_game(chess_run):
+    run, tmp, _ = chess_run
+    pgn = tmp / "elo.pgn"
+    out = run_ok("elo", run, "--levels", "1000,1350", "--games", 2, "--nodes", 1, "--calibration-games", 2,
+                 "--movetime", 0.01, "--max-plies", 40, "--workers", 2, "--pgn", pgn, "--no-progress")
+    assert "levels 1350" in out  # 1000 is clamped to the engine's lowest UCI_Elo
+    assert "6 games against" in out and "on 2 process(es)" in out
+    assert "maximum likelihood over 6 games" in out and "95%" in out and "calibration:" in out
+    with open(pgn) as f:
+        games = [g for g in iter(lambda: chess.pgn.read_game(f), None)]
+    assert len(games) == 6 and all(not g.errors for g in games)
+    mine = [g for g in games if "suite" in g.headers["White"] + g.headers["Black"]]
+    assert len(mine) == 4 and sum(g.headers["White"].startswith("suite") for g in mine) == 2  # colours alternate
+    firsts = {tuple(m.uci() for m in list(g.mainline_moves())[:4]) for g in mine}
+    assert len(firsts) == 2  # each pair of games shares one random opening; the pairs differ
+    summary = json.loads(pgn.with_suffix(".json").read_text())
+    assert summary["games"] == 6 and len(summary["elo_ci95"]) == 2 and summary["levels"][0]["rating"] is not None
+    code, _, err = suite_main("elo", run, "--levels", "abc", "--no-progress")
+    assert code == 2 and "--levels 'abc'" in err
+
+
+@needs_stockfish
+def test_eval_puzzles_scores_a_lichess_file_and_reports_malformed_rows(chess_run):
+    run, tmp, _ = chess_run
+    from test_chess_eval import HEADER, ROWS
+
+    path = tmp / "lichess_db_puzzle.csv"
+    path.write_text(HEADER + "\n".join(ROWS) + "\n")
+    out = run_ok("eval-puzzles", run, "--puzzles", path, "--out", tmp / "puzzles.json")
+    assert "skipped 4 malformed row(s) of 6 (first: line 4: bad FEN" in out
+    assert "of 2 puzzles" in out and "rating  800-1199" in out and "rating 1600-1999" in out
+    report = json.loads((tmp / "puzzles.json").read_text())
+    assert report["puzzles"] == 2 and report["malformed"] == 4 and set(report["by_rating"]) == {"800-1199", "1600-1999"}
+    (tmp / "junk.csv").write_text(HEADER + ROWS[2] + "\n")
+    code, _, err = suite_main("eval-puzzles", run, "--puzzles", tmp / "junk.csv")
+    errors = [line for line in err.splitlines() if line.startswith("suite: error")]
+    assert code == 2 and len(errors) == 1 and "junk.csv: no puzzles to score (1 row(s), 1 malformed)" in errors[0]

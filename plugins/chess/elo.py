@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import json
 import multiprocessing
+import multiprocessing.util
 import os
 import random
 import time
@@ -128,6 +129,14 @@ def _init_worker(run_dir: str, stockfish: str, movetime: float) -> None:
     torch.set_num_threads(1)
     _WORKER.clear()
     _WORKER.update(model=load_player(run_dir) if run_dir else None, stockfish=stockfish, movetime=movetime, engines={})
+    # The engines' I/O threads would keep a worker alive at the pool's shutdown: quit them on exit.
+    multiprocessing.util.Finalize(None, _close_engines, exitpriority=10)
+
+
+def _close_engines() -> None:
+    for engine in _WORKER.get("engines", {}).values():
+        engine.close()
+    _WORKER.clear()
 
 
 class Engine:
@@ -299,9 +308,7 @@ def run(args) -> int:
         except chess.engine.EngineError as e:
             raise suite.SuiteError(f"Stockfish ({path}) failed: {e}") from None
         finally:
-            for engine in _WORKER.get("engines", {}).values():
-                engine.close()
-            _WORKER.clear()
+            _close_engines()
     results.sort(key=lambda r: r["index"])
     games = [(r["first"], r["second"], r["score"]) for r in results]
     anchors = {names[lv]: float(lv[1]) for lv in levels if lv[0] == "elo"}
