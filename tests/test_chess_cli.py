@@ -229,3 +229,20 @@ def test_eval_puzzles_scores_a_lichess_file_and_reports_malformed_rows(chess_run
     code, _, err = suite_main("eval-puzzles", run, "--puzzles", tmp / "junk.csv")
     errors = [line for line in err.splitlines() if line.startswith("suite: error")]
     assert code == 2 and len(errors) == 1 and "junk.csv: no puzzles to score (1 row(s), 1 malformed)" in errors[0]
+
+
+@needs_stockfish
+def test_multipv_targets_label_several_moves_and_train(tmp_path):
+    out = run_ok("train", "--task", "chess", *TINY, *SMALL_DATA, *SHORT, "--data.positions", 200, "--data.targets", "multipv",
+                 "--data.multipv", 3, "--data.mate_puzzles", 0, "--data.cache_dir", tmp_path / "cache", "--run.root", tmp_path / "runs")
+    shards = sorted((tmp_path / "cache").glob("stockfish-*/shard-*.npz"))
+    assert len(shards) == 1 and json.loads((shards[0].parent / "settings.json").read_text())["multipv"] == 3
+    import numpy as np
+
+    z = np.load(shards[0])
+    assert z["cand"].shape == (len(z["fen"]), 3) and (z["cand"][:, 0] == z["move"]).mean() > 0.9  # the first line is the best move
+    assert np.nanmax(z["win"]) <= 1.0 and np.nanmin(z["win"]) >= 0.0
+    assert "accuracy" in metrics(run_dir_from(out))["splits"]["test"]
+    code, _, err = suite_main("train", "--task", "chess", "--data.targets", "all", "--data.cache_dir", tmp_path / "c2",
+                              "--run.root", tmp_path / "runs")
+    assert code == 2 and "data.targets must be best or multipv" in err
