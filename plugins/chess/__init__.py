@@ -193,7 +193,7 @@ def suite_register_commands(register):
     from . import elo, play, puzzles, uci
 
     register("play", "play a trained chess run against Stockfish or a random mover; PGN, score and Elo", play.configure, play.run)
-    register("elo", "rate a trained chess run: a ladder of games against Stockfish's UCI_Elo levels, Elo with a 95% interval",
+    register("elo", "rate a trained chess run: a ladder of games against Stockfish's UCI_Elo levels, an Elo rating with its confidence interval",
              elo.configure, elo.run)
     register("eval-puzzles", "score a trained chess run on Lichess-format puzzles (CSV, .gz, .zst): solve rate by rating",
              puzzles.configure, puzzles.run)
