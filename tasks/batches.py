@@ -44,4 +44,5 @@ class ChoiceBatch(TypedDict):
     label: torch.Tensor  # (B,) long: the index of the right option
     legal: NotRequired[torch.Tensor]  # (B, n_options) bool: the allowed options; predictions never pick others
     correct: NotRequired[torch.Tensor]  # (B, n_options) bool: every right option; overrides label
+    soft: NotRequired[torch.Tensor]  # (B, n_options) float, rows summing to 1: a target distribution the loss uses instead
     padding: NotRequired[torch.Tensor]  # (B, T) bool, True at padding

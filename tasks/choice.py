@@ -2,8 +2,10 @@
 only some of which are allowed in each sample, and one or several of them are right.
 
 Batches are ``ChoiceBatch`` (batches.py): ``label``, the index of the right option, and
-optionally ``legal`` (the allowed options; predictions never pick others) and ``correct`` (every
-right option: several mating moves, ...; overrides label).
+optionally ``legal`` (the allowed options; predictions never pick others), ``correct`` (every
+right option: several mating moves, ...; overrides label) and ``soft`` (a target distribution over
+the options, e.g. from an engine's evaluation of several moves: the loss is then the cross-entropy
+to it, while the metrics still score ``label`` / ``correct``).
 
 Training uses plain cross-entropy over all options by default, so the model also learns which
 options are legal (``model.mask_loss: true`` masks illegal options out of the loss instead).
@@ -27,7 +29,11 @@ def mask_options(logits: torch.Tensor, legal: torch.Tensor | None) -> torch.Tens
 
 
 def choice_loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
-    """Cross-entropy of the right option, or of the set of right options (-log of their total probability)."""
+    """Cross-entropy of the right option, or of the set of right options (-log of their total
+    probability), or to the ``soft`` target distribution where the batch has one."""
+    soft = batch.get("soft")
+    if soft is not None:
+        return -(soft * torch.log_softmax(logits.float(), -1).clamp_min(-1e4)).sum(-1).mean()
     log_z = torch.logsumexp(logits, -1)
     correct = batch.get("correct")
     if correct is None:

@@ -235,3 +235,38 @@ def test_match_statistics():
     assert 0.75 < lo < 0.975 < hi <= 1.0
     assert elo(0.5) == 0 and elo(1.0) == float("inf") and round(elo(0.76)) == 200
     assert wilson(0.0, 10)[0] == 0.0
+
+
+@pytest.mark.parametrize("games, filled", [(3, True), (5, True), (2, False)])
+def test_small_game_sets_get_a_val_and_a_test_game_when_they_can(games, filled):
+    p = chess_data.Positions([chess.STARTING_FEN] * games, ["e2e4"] * games, [1] * games, [f"g{i}" for i in range(games)])
+    plain = chess_data.split_by_game(p, 2, 3)
+    parts = chess_data.split_by_game(p, 2, 3, fill=True)
+    assert sum(map(len, parts.values())) == games
+    assert (len(parts["val"]) >= 1 and len(parts["test"]) >= 1 and len(parts["train"]) >= 1) == filled
+    if not filled:
+        assert {s: len(q) for s, q in parts.items()} == {s: len(q) for s, q in plain.items()}
+
+
+def test_soft_targets_weight_moves_by_expected_score_and_the_loss_uses_them():
+    from suite.plugins.chess.generate import soft_target
+    from suite.tasks.choice import choice_loss
+
+    soft = soft_target([b"e2e4", b"d2d4", b"g1f3", b""], [0.60, 0.55, 0.30, float("nan")], 0.05)
+    assert list(soft) == ["e2e4", "d2d4", "g1f3"] and sum(soft.values()) == pytest.approx(1.0)
+    assert soft["e2e4"] / soft["d2d4"] == pytest.approx(torch.e, rel=1e-4) and soft["g1f3"] < 0.01
+    p = chess_data.Positions([chess.STARTING_FEN] * 2, ["e2e4", "e2e4"], [1, 1], ["g0", "g1"], soft=[soft, {"e2e4": 1.0}])
+    p.extend(mate_positions(2, seed=3))  # puzzles: uniform over their mating moves
+    batch = chess_data.collate([s for s in chess_data.PositionSet(ChessTokenizer(), p)])
+    assert batch["soft"].shape == (4, 1968) and torch.allclose(batch["soft"].sum(1), torch.ones(4))
+    tok = ChessTokenizer()
+    assert batch["soft"][0, tok.move_id("d2d4", False)] == pytest.approx(soft["d2d4"])
+    assert (batch["soft"][2:] > 0).sum(1).tolist() == [len(c) for c in p.correct[2:]]
+    # The loss is the cross-entropy to the distribution: lowest when the logits match it.
+    target = batch["soft"][:1]
+    matched = choice_loss(torch.log(target.clamp_min(1e-9)), {"soft": target, "label": batch["label"][:1]})
+    peaked = choice_loss(torch.log((tok.move_id("e2e4", False) == torch.arange(1968)).float().clamp_min(1e-9))[None],
+                         {"soft": target, "label": batch["label"][:1]})
+    assert matched < peaked
+    masked = suite.mask_options(torch.zeros(1, 1968), batch["soft"][:1] > 0)  # -inf where the target is 0: still finite
+    assert torch.isfinite(choice_loss(masked, {"soft": target, "label": batch["label"][:1]}))

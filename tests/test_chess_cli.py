@@ -130,26 +130,57 @@ def test_uci_engine_plays_a_whole_game_against_stockfish(chess_run):
         stockfish.quit()
 
 
-def test_trains_on_a_pgn_file_and_counts_malformed_games(tmp_path):
-    rng = random.Random(3)
-    games = []
-    for i in range(40):
+def lichess_pgn(games: int, seed: int = 3) -> str:
+    """Games as Lichess exports them (headers, clock comments, a variation) and one illegal game."""
+    rng, texts = random.Random(seed), []
+    for i in range(games):
         board = chess.Board()
-        for _ in range(30):
-            board.push(rng.choice(list(board.legal_moves)))
-            if board.is_game_over():
+        game = chess.pgn.Game()
+        game.headers.update({"Event": "Rated Blitz game", "Site": f"https://lichess.org/g{i:07d}", "White": f"w{i}",
+                             "Black": f"b{i}", "Result": rng.choice(["1-0", "0-1", "1/2-1/2"]), "WhiteElo": "1650",
+                             "BlackElo": "1720", "TimeControl": "180+0", "Termination": "Normal"})
+        node = game
+        for ply in range(30):
+            moves = list(board.legal_moves)
+            if not moves:
                 break
-        game = chess.pgn.Game.from_board(board)
-        game.headers.update({"Event": f"game {i}", "Result": rng.choice(["1-0", "0-1", "1/2-1/2"])})
-        games.append(str(game))
-    games.insert(5, '[Event "broken"]\n[Result "0-1"]\n\n1. e4 Ke7 2. Qh5 Kf9 0-1')
-    pgn = tmp_path / "games.pgn"
-    pgn.write_text("\n\n".join(games) + "\n")
-    out = run_ok("train", "--task", "chess", *TINY, "--data.pgn", pgn, "--data.val_percent", 15, "--data.test_percent", 15,
-                 "--data.batch_size", 32, "--data.mate_puzzles", 0, "--trainer.max_steps", 4,
-                 "--trainer.val_check_interval", 4, "--run.root", tmp_path / "runs")
-    assert "pgn: 40 games" in out and "1 malformed" in out
+            move = rng.choice(moves)
+            if ply == 3 and len(moves) > 1:  # a side line, which is not trained on
+                node.add_variation(next(m for m in moves if m != move)).comment = "[%clk 0:02:58]"
+            node = node.add_main_variation(move, comment=f"[%eval 0.{ply % 10}] [%clk 0:02:{59 - ply // 2:02d}]")
+            board.push(move)
+        texts.append(str(game))
+    texts.insert(5, '[Event "broken"]\n[Result "0-1"]\n\n1. e4 Ke7 2. Qh5 Kf9 0-1')
+    return "\n\n".join(texts) + "\n"
+
+
+def test_a_small_pgn_file_trains_on_its_own_games_with_default_splits(tmp_path):
+    pgn = tmp_path / "lichess.pgn"
+    pgn.write_text(lichess_pgn(25))
+    out = run_ok("train", "--task", "chess", *TINY, "--data.pgn", pgn, "--data.batch_size", 32,
+                 "--data.cache_dir", tmp_path / "cache", "--trainer.max_steps", 4, "--trainer.val_check_interval", 4,
+                 "--run.root", tmp_path / "runs")
+    assert "pgn: 25 games, 750 positions" in out and "1 malformed" in out
+    assert "mate-in-one" not in out and not (tmp_path / "cache").exists()  # no puzzles unless asked for
+    counts = dict(part.split() for part in out.split("positions by split (whole games): ")[1].splitlines()[0].split(", "))
+    assert set(counts) == {"train", "val", "test"} and int(counts["train"]) == 750 - int(counts["val"]) - int(counts["test"])
+    assert int(counts["val"]) % 30 == 0 and int(counts["val"]) >= 30 and int(counts["test"]) >= 30  # whole games
     assert metrics(run_dir_from(out))["splits"]["test"]["legal_rate"] >= 0.0
+    # Puzzles only when asked for; then they are mixed into train and held out as test_mate.
+    out = run_ok("train", "--task", "chess", *TINY, "--data.pgn", pgn, "--data.batch_size", 32, "--data.mate_puzzles", 1000,
+                 "--data.cache_dir", tmp_path / "cache", "--trainer.max_steps", 2, "--trainer.val_check_interval", 2,
+                 "--run.root", tmp_path / "runs")
+    assert "generating 1000 mate-in-one puzzles" in out and "test_mate" in metrics(run_dir_from(out))["splits"]
+
+
+def test_a_pgn_file_too_small_to_split_names_its_game_count_and_the_pgn_settings(tmp_path):
+    pgn = tmp_path / "two.pgn"
+    pgn.write_text(lichess_pgn(2))
+    code, _, err = suite_main("train", "--task", "chess", *TINY, "--data.pgn", pgn, "--run.root", tmp_path / "runs")
+    errors = [line for line in err.splitlines() if line.startswith("suite: error")]
+    assert code == 2 and len(errors) == 1, err
+    assert "2 game(s)" in errors[0] and "at least 3 games" in errors[0] and "--data.pgn" in errors[0]
+    assert "--data.min_elo" in errors[0] and "--data.positions (" not in errors[0]
 
 
 def test_no_stockfish_and_no_pgn_is_one_clear_line(tmp_path):
@@ -158,3 +189,60 @@ def test_no_stockfish_and_no_pgn_is_one_clear_line(tmp_path):
     errors = [line for line in err.splitlines() if line.startswith("suite: error")]
     assert code == 2 and len(errors) == 1
     assert "apt-get install stockfish" in err and "--data.pgn" in err
+
+
+@needs_stockfish
+def test_elo_ladder_prints_an_elo_with_an_interval_and_writes_every_game(chess_run):
+    run, tmp, _ = chess_run
+    pgn = tmp / "elo.pgn"
+    out = run_ok("elo", run, "--levels", "1000,1350", "--games", 2, "--nodes", 1, "--calibration-games", 2,
+                 "--movetime", 0.01, "--max-plies", 40, "--workers", 2, "--pgn", pgn, "--no-progress")
+    assert "levels 1350" in out  # 1000 is clamped to the engine's lowest UCI_Elo
+    assert "6 games against" in out and "on 2 process(es)" in out
+    assert "maximum likelihood over 6 games" in out and "95%" in out and "calibration:" in out
+    with open(pgn) as f:
+        games = [g for g in iter(lambda: chess.pgn.read_game(f), None)]
+    assert len(games) == 6 and all(not g.errors for g in games)
+    mine = [g for g in games if "suite" in g.headers["White"] + g.headers["Black"]]
+    assert len(mine) == 4 and sum(g.headers["White"].startswith("suite") for g in mine) == 2  # colours alternate
+    firsts = {tuple(m.uci() for m in list(g.mainline_moves())[:4]) for g in mine}
+    assert len(firsts) == 2  # each pair of games shares one random opening; the pairs differ
+    summary = json.loads(pgn.with_suffix(".json").read_text())
+    assert summary["games"] == 6 and len(summary["elo_ci95"]) == 2 and summary["levels"][0]["rating"] is not None
+    code, _, err = suite_main("elo", run, "--levels", "abc", "--no-progress")
+    assert code == 2 and "--levels 'abc'" in err
+
+
+@needs_stockfish
+def test_eval_puzzles_scores_a_lichess_file_and_reports_malformed_rows(chess_run):
+    run, tmp, _ = chess_run
+    from test_chess_eval import HEADER, ROWS
+
+    path = tmp / "lichess_db_puzzle.csv"
+    path.write_text(HEADER + "\n".join(ROWS) + "\n")
+    out = run_ok("eval-puzzles", run, "--puzzles", path, "--out", tmp / "puzzles.json")
+    assert "skipped 4 malformed row(s) of 6 (first: line 4: bad FEN" in out
+    assert "of 2 puzzles" in out and "rating  800-1199" in out and "rating 1600-1999" in out
+    report = json.loads((tmp / "puzzles.json").read_text())
+    assert report["puzzles"] == 2 and report["malformed"] == 4 and set(report["by_rating"]) == {"800-1199", "1600-1999"}
+    (tmp / "junk.csv").write_text(HEADER + ROWS[2] + "\n")
+    code, _, err = suite_main("eval-puzzles", run, "--puzzles", tmp / "junk.csv")
+    errors = [line for line in err.splitlines() if line.startswith("suite: error")]
+    assert code == 2 and len(errors) == 1 and "junk.csv: no puzzles to score (1 row(s), 1 malformed)" in errors[0]
+
+
+@needs_stockfish
+def test_multipv_targets_label_several_moves_and_train(tmp_path):
+    out = run_ok("train", "--task", "chess", *TINY, *SMALL_DATA, *SHORT, "--data.positions", 200, "--data.targets", "multipv",
+                 "--data.multipv", 3, "--data.mate_puzzles", 0, "--data.cache_dir", tmp_path / "cache", "--run.root", tmp_path / "runs")
+    shards = sorted((tmp_path / "cache").glob("stockfish-*/shard-*.npz"))
+    assert len(shards) == 1 and json.loads((shards[0].parent / "settings.json").read_text())["multipv"] == 3
+    import numpy as np
+
+    z = np.load(shards[0])
+    assert z["cand"].shape == (len(z["fen"]), 3) and (z["cand"][:, 0] == z["move"]).mean() > 0.9  # the first line is the best move
+    assert np.nanmax(z["win"]) <= 1.0 and np.nanmin(z["win"]) >= 0.0
+    assert "accuracy" in metrics(run_dir_from(out))["splits"]["test"]
+    code, _, err = suite_main("train", "--task", "chess", "--data.targets", "all", "--data.cache_dir", tmp_path / "c2",
+                              "--run.root", tmp_path / "runs")
+    assert code == 2 and "data.targets must be best or multipv" in err

@@ -147,7 +147,7 @@ def test_batch_layouts_name_what_each_objective_reads():
     assert suite.ClassificationBatch.__required_keys__ == {"inputs", "label"}
     assert suite.GenerationBatch.__required_keys__ == {"inputs", "targets", "prefix_len", "padding"}
     assert suite.LanguageModel.batch.__optional_keys__ == {"n_bytes", "padding"}
-    assert suite.Choice.batch.__optional_keys__ == {"legal", "correct", "padding"}
+    assert suite.Choice.batch.__optional_keys__ == {"legal", "correct", "soft", "padding"}
 
 
 @pytest.mark.parametrize("batch, message", [

@@ -9,6 +9,8 @@ mate.py for mate-in-one puzzles), then the tasks and commands registered here:
   chess-mate   the mating move in mate-in-one positions (every mating move counts)
 
   suite play RUN --opponent stockfish|random    matches, PGN out, score with CI and Elo difference
+  suite elo RUN                                 Elo with a 95% interval from a ladder against Stockfish
+  suite eval-puzzles RUN --puzzles FILE.csv     solve rate on Lichess-format puzzles
   suite uci RUN                                 the model as a UCI engine on stdin/stdout
 """
 from __future__ import annotations
@@ -22,6 +24,9 @@ from .mate import cached_mate_positions, mate_chunks
 from .pgn import read_pgn
 from .policy import move_probabilities, parse_fen, value_probabilities
 from .tokenizer import ChessTokenizer
+
+
+DEFAULT_MATE_PUZZLES = 40_000
 
 
 class ChessTask(suite.Task):
@@ -50,8 +55,8 @@ class ChessTask(suite.Task):
         d = cfg["data"]
         if not self.uses_pgn(d):
             ensure_shards(d)
-        if int(d.get("mate_puzzles") or 0):
-            self.mate_puzzles(int(d["mate_puzzles"]), cfg, load=False)
+        if self.puzzle_count(d):
+            self.mate_puzzles(self.puzzle_count(d), cfg, load=False)
 
     @staticmethod
     def uses_pgn(d: dict) -> bool:
@@ -59,6 +64,16 @@ class ChessTask(suite.Task):
         if source not in ("auto", "stockfish", "pgn"):
             raise suite.SuiteError(f"data.source must be auto, stockfish or pgn, not {source!r}")
         return source == "pgn" or (source == "auto" and bool(d.get("pgn")))
+
+    def puzzle_count(self, d: dict) -> int:
+        """``data.mate_puzzles``; null (the default) means 40,000 with Stockfish's data and none
+        with a PGN file: a user's games train on the user's games unless puzzles are asked for."""
+        if "mate_puzzles" not in d:  # chess-value, chess-mate
+            return 0
+        n = d["mate_puzzles"]
+        if n is None or n == "auto":
+            return 0 if self.uses_pgn(d) else DEFAULT_MATE_PUZZLES
+        return int(n)
 
     def positions(self, cfg) -> chess_data.Positions:
         d = cfg["data"]
@@ -69,16 +84,20 @@ class ChessTask(suite.Task):
             print(counts.summary(files))
             if not len(p):
                 raise suite.SuiteError(f"--data.pgn {d['pgn']}: no usable games ({counts.malformed} malformed, "
-                                       f"{counts.filtered} below min_elo, {counts.empty} without moves)")
+                                       f"{counts.filtered} below --data.min_elo {d.get('min_elo') or 0}, {counts.empty} without moves)")
             return p
         return stockfish_positions(d)
 
     def splits(self, cfg) -> dict[str, chess_data.Positions]:
         d = cfg["data"]
-        parts = chess_data.split_by_game(self.positions(cfg), float(d["val_percent"]), float(d["test_percent"]))
+        positions = self.positions(cfg)
+        parts = chess_data.split_by_game(positions, float(d["val_percent"]), float(d["test_percent"]), fill=True)
+        empty = [s for s in ("train", "val", "test") if not len(parts[s])]
+        if empty:
+            raise suite.SuiteError(self.too_little(d, chess_data.game_count(positions), len(positions), empty))
         for s in ("val", "test"):
             parts[s] = parts[s].select(range(min(len(parts[s]), int(d[f"{s}_size"]))))
-        puzzles = int(d.get("mate_puzzles") or 0)
+        puzzles = self.puzzle_count(d)
         if puzzles:  # training also sees mate-in-one puzzles; their held-out part is the test_mate split
             mates = chess_data.split_by_game(self.mate_puzzles(puzzles, cfg), float(d["val_percent"]), float(d["test_percent"]))
             parts["train"].extend(mates["train"])
@@ -86,8 +105,19 @@ class ChessTask(suite.Task):
         print("positions by split (whole games): " + ", ".join(f"{s} {len(p)}" for s, p in parts.items()))
         for s, p in parts.items():
             if not len(p):
-                raise suite.SuiteError(f"the {s} split is empty: give more data (--data.positions) or a larger data.{s}_percent")
+                raise suite.SuiteError(f"the {s} split is empty: give more puzzles (--data.mate_puzzles) or a larger data.test_percent")
         return parts
+
+    def too_little(self, d: dict, games: int, positions: int, empty: list[str]) -> str:
+        """The error for data too small to split, naming the settings that apply to its source."""
+        what = f"{games} game(s), {positions} position(s)"
+        if self.uses_pgn(d):
+            return (f"--data.pgn {d['pgn']}: {what} give an empty {'/'.join(empty)} split (games are split whole: "
+                    f"at least 3 games are needed, one each for train, val and test); give more games "
+                    f"(more or larger --data.pgn files, a lower --data.min_elo, a higher --data.positions than "
+                    f"{d['positions']}) or raise --data.val_percent / --data.test_percent")
+        return (f"{self.name} data: {what} give an empty {'/'.join(empty)} split; raise --data.positions "
+                f"(now {d['positions']}) or --data.val_percent / --data.test_percent")
 
     def mate_puzzles(self, n: int, cfg, load: bool = True) -> chess_data.Positions | None:
         d = cfg["data"]
@@ -160,7 +190,11 @@ def suite_register_tasks(register):
 
 @suite.hookimpl
 def suite_register_commands(register):
-    from . import play, uci
+    from . import elo, play, puzzles, uci
 
     register("play", "play a trained chess run against Stockfish or a random mover; PGN, score and Elo", play.configure, play.run)
+    register("elo", "rate a trained chess run: a ladder of games against Stockfish's UCI_Elo levels, an Elo rating with its confidence interval",
+             elo.configure, elo.run)
+    register("eval-puzzles", "score a trained chess run on Lichess-format puzzles (CSV, .gz, .zst): solve rate by rating",
+             puzzles.configure, puzzles.run)
     register("uci", "run a trained chess run as a UCI engine on stdin/stdout", uci.configure, uci.run)

@@ -36,11 +36,14 @@ class Positions:
     value: list[int] = field(default_factory=list)  # VALUE_CLASSES index, or UNKNOWN
     game: list[str] = field(default_factory=list)  # the key that decides the split
     correct: list[list[str]] | None = None  # every right move, where there are several
+    soft: list[dict[str, float]] | None = None  # a target distribution over moves (UCI -> probability)
 
     def __len__(self) -> int:
         return len(self.fen)
 
     def extend(self, other: "Positions") -> None:
+        if self.soft is not None or other.soft is not None:
+            self.soft = self.soft_targets() + other.soft_targets()
         if self.correct is not None or other.correct is not None:
             self.correct = self.right_moves() + other.right_moves()
         self.fen += other.fen
@@ -52,21 +55,39 @@ class Positions:
         """Every right move of every position: ``correct`` where given, else the one labelled move."""
         return list(self.correct) if self.correct is not None else [[m] for m in self.move]
 
+    def soft_targets(self) -> list[dict[str, float]]:
+        """Every position's target distribution: ``soft`` where given, else uniform over its right moves."""
+        if self.soft is not None:
+            return list(self.soft)
+        return [{m: 1.0 / len(ms) for m in ms} for ms in self.right_moves()]
+
     def select(self, keep) -> "Positions":
-        pick = lambda xs: [xs[i] for i in keep]  # noqa: E731
-        return Positions(pick(self.fen), pick(self.move), pick(self.value), pick(self.game),
-                         pick(self.correct) if self.correct is not None else None)
+        pick = lambda xs: [xs[i] for i in keep] if xs is not None else None  # noqa: E731
+        return Positions(pick(self.fen), pick(self.move), pick(self.value), pick(self.game), pick(self.correct), pick(self.soft))
 
 
-def split_by_game(p: Positions, val_percent: float, test_percent: float) -> dict[str, Positions]:
+def split_by_game(p: Positions, val_percent: float, test_percent: float, fill: bool = False) -> dict[str, Positions]:
+    """Train / val / test by a hash of each position's game. With ``fill``, a split that the hash
+    left empty takes a game from train when there are at least three games, so a small PGN file
+    still gets one game in val and one in test (the last games seen, a stable choice)."""
     memo: dict[str, str] = {}
+    for g in p.game:
+        if g not in memo:
+            memo[g] = suite.hash_split(g, val_percent, test_percent)
+    if fill and len(memo) >= 3:
+        for s in ("val", "test"):
+            if s not in memo.values():
+                train = [g for g, t in memo.items() if t == "train"]
+                if len(train) > 1:
+                    memo[train[-1]] = s
     members: dict[str, list[int]] = {"train": [], "val": [], "test": []}
     for i, g in enumerate(p.game):
-        s = memo.get(g)
-        if s is None:
-            s = memo[g] = suite.hash_split(g, val_percent, test_percent)
-        members[s].append(i)
+        members[memo[g]].append(i)
     return {s: p.select(idx) for s, idx in members.items()}
+
+
+def game_count(p: Positions) -> int:
+    return len(set(p.game))
 
 
 class _Ragged:
@@ -84,7 +105,8 @@ class _Ragged:
 class PositionSet(Dataset):
     """Tokenised positions of one split. ``target`` is "move" (the policy) or "value" (W/D/L).
 
-    Samples are (tokens, label, legal move ids or None, right move ids or None).
+    Samples are (tokens, label, legal move ids or None, right move ids or None, (move ids,
+    probabilities) of the soft target or None).
     """
 
     def __init__(self, tokenizer: ChessTokenizer, p: Positions, target: str = "move", legal: bool = False):
@@ -100,13 +122,20 @@ class PositionSet(Dataset):
         self.correct = None
         if p.correct is not None:
             self.correct = _Ragged([[tokenizer.move_id(m, tokenizer.flips(f)) for m in ms] for f, ms in zip(p.fen, p.correct)])
+        self.soft = self.soft_p = None
+        if p.soft is not None and target == "move":
+            self.soft = _Ragged([[tokenizer.move_id(m, tokenizer.flips(f)) for m in d] for f, d in zip(p.fen, p.soft)])
+            self.soft_p = torch.tensor([q for d in p.soft for q in d.values()], dtype=torch.float32)
 
     def __len__(self) -> int:
         return self.size
 
     def __getitem__(self, i):
+        soft = None
+        if self.soft is not None:
+            soft = (self.soft[i], self.soft_p[self.soft.offsets[i]:self.soft.offsets[i + 1]])
         return (self.tokens[i], self.labels[i], self.legal[i] if self.legal is not None else None,
-                self.correct[i] if self.correct is not None else None)
+                self.correct[i] if self.correct is not None else None, soft)
 
 
 def _mask(rows: list[torch.Tensor], n: int) -> torch.Tensor:
@@ -117,10 +146,15 @@ def _mask(rows: list[torch.Tensor], n: int) -> torch.Tensor:
 
 
 def collate(samples: list) -> dict[str, torch.Tensor]:
-    tokens, labels, legal, correct = zip(*samples)
+    tokens, labels, legal, correct, soft = zip(*samples)
     batch = {"inputs": torch.stack(tokens).long(), "label": torch.stack(labels)}
     if legal[0] is not None:
         batch["legal"] = _mask(list(legal), ChessTokenizer.n_moves)
     if correct[0] is not None:
         batch["correct"] = _mask(list(correct), ChessTokenizer.n_moves)
+    if soft[0] is not None:
+        dense = torch.zeros(len(soft), ChessTokenizer.n_moves)
+        rows = torch.repeat_interleave(torch.arange(len(soft)), torch.tensor([len(ids) for ids, _ in soft]))
+        dense[rows, torch.cat([ids for ids, _ in soft])] = torch.cat([q for _, q in soft])
+        batch["soft"] = dense
     return batch

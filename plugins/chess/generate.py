@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import random
@@ -51,7 +52,12 @@ def cpu_cores() -> int:
 
 
 def settings_of(data: dict) -> dict:
-    return {k: data[k] for k in CONTENT_KEYS}
+    s = {k: data[k] for k in CONTENT_KEYS}
+    if (data.get("targets") or "best") != "best":  # only then: caches of best-move data keep their names
+        if data["targets"] != "multipv":
+            raise suite.SuiteError(f"data.targets must be best or multipv, not {data['targets']!r}")
+        s.update(targets="multipv", multipv=int(data.get("multipv") or 4))
+    return s
 
 
 def cache_dir(data: dict) -> Path:
@@ -73,12 +79,17 @@ def _play_game(engine, rng: random.Random, s: dict, out: dict) -> int:
     eps = [s["epsilon"], s["epsilon"]]
     if rng.random() < s["weak_games"]:
         eps[rng.randrange(2)] = rng.uniform(*s["weak_epsilon"])
-    fens, moves, turns, last_cp = [], [], [], 0
+    fens, moves, turns, cands, last_cp = [], [], [], [], 0
     limit = chess.engine.Limit(nodes=int(s["nodes"]))
+    multipv = int(s.get("multipv", 1))
     while not board.is_game_over(claim_draw=True) and len(fens) < s["max_plies"]:
-        info = engine.analyse(board, limit)
+        infos = engine.analyse(board, limit, multipv=multipv) if multipv > 1 else [engine.analyse(board, limit)]
+        info = infos[0]
         best = info["pv"][0] if info.get("pv") else engine.play(board, limit).move
         last_cp = info["score"].pov(chess.WHITE).score(mate_score=MATE_CP)
+        if multipv > 1:  # every searched move with its expected score for the side to move (Stockfish's WDL model)
+            cands.append([(i["pv"][0].uci(), i["score"].pov(board.turn).wdl().expectation()) for i in infos if i.get("pv")]
+                         or [(best.uci(), 0.5)])
         fens.append(board.fen())
         moves.append(best.uci())
         turns.append(board.turn)
@@ -91,13 +102,14 @@ def _play_game(engine, rng: random.Random, s: dict, out: dict) -> int:
     out["fen"] += fens
     out["move"] += moves
     out["value"] += [value_class(white, t) for t in turns]
+    out["cand"] += cands
     return len(fens)
 
 
 def generate_shard(engine_path: str, s: dict, index: int, path: Path) -> int:
     """Play games until the shard holds ``shard_positions`` positions; write it as .npz."""
     rng = random.Random(f"{s['seed']}:{index}")
-    out = {"fen": [], "move": [], "value": [], "game": []}
+    out = {"fen": [], "move": [], "value": [], "game": [], "cand": []}
     engine = chess.engine.SimpleEngine.popen_uci(engine_path)
     try:
         engine.configure({"Threads": 1, "Hash": 16})
@@ -109,8 +121,13 @@ def generate_shard(engine_path: str, s: dict, index: int, path: Path) -> int:
     finally:
         engine.quit()
     tmp = path.with_suffix(".tmp.npz")
+    extra = {}
+    if out["cand"]:  # MultiPV: (N, K) candidate moves ("" where fewer) and their expected scores
+        k = max(map(len, out["cand"]))
+        extra["cand"] = np.array([[m for m, _ in c] + [""] * (k - len(c)) for c in out["cand"]], dtype="S5")
+        extra["win"] = np.array([[w for _, w in c] + [np.nan] * (k - len(c)) for c in out["cand"]], dtype=np.float32)
     np.savez_compressed(tmp, fen=np.array(out["fen"], dtype="S"), move=np.array(out["move"], dtype="S5"),
-                        value=np.array(out["value"], dtype=np.int8), game=np.array(out["game"], dtype=np.int32))
+                        value=np.array(out["value"], dtype=np.int8), game=np.array(out["game"], dtype=np.int32), **extra)
     tmp.replace(path)
     return len(out["fen"])
 
@@ -180,13 +197,26 @@ def in_processes(fn, jobs: list[tuple], workers: int, label: str, per_job: int, 
     return results
 
 
-def load_shards(root: Path, count: int) -> Positions:
+def soft_target(moves, wins, temperature: float) -> dict[str, float]:
+    """MultiPV candidates -> probabilities proportional to exp((expected score - best's) / temperature)."""
+    pairs = [(m.decode(), float(w)) for m, w in zip(moves, wins) if m]
+    top = max(w for _, w in pairs)
+    weights = [math.exp((w - top) / temperature) for _, w in pairs]
+    total = sum(weights)
+    return {m: x / total for (m, _), x in zip(pairs, weights)}
+
+
+def load_shards(root: Path, count: int, temperature: float = 0.05) -> Positions:
     p = Positions()
     for i in range(count):
         path = shard_path(root, i)
         try:
             z = np.load(path)
             fen, move, value, game = z["fen"], z["move"], z["value"], z["game"]
+            if "cand" in z:
+                if p.soft is None:
+                    p.soft = []
+                p.soft += [soft_target(c, w, temperature) for c, w in zip(z["cand"], z["win"])]
         except (OSError, ValueError, KeyError) as e:
             raise suite.SuiteError(f"{path}: unreadable cache shard ({e}); delete it to regenerate") from None
         p.fen += [f.decode() for f in fen]
@@ -198,4 +228,7 @@ def load_shards(root: Path, count: int) -> Positions:
 
 def stockfish_positions(data: dict, progress: bool = True) -> Positions:
     root, count = ensure_shards(data, progress)
-    return load_shards(root, count)
+    temperature = float(data.get("target_temperature") or 0.05)
+    if temperature <= 0:
+        raise suite.SuiteError(f"data.target_temperature must be above 0, not {temperature}")
+    return load_shards(root, count, temperature)

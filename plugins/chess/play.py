@@ -21,7 +21,7 @@ import suite
 
 from .generate import find_stockfish
 from .heads import PolicyHead
-from .policy import best_move
+from .policy import best_move, random_opening
 
 
 def load_player(run_dir: str):
@@ -75,17 +75,26 @@ class StockfishPlayer:
 
 
 # -- one game ----------------------------------------------------------------------------------
-def play_game(model, opponent, model_white: bool, max_plies: int, rules: bool = True) -> chess.pgn.Game:
-    """One game. Neither side claims draws (threefold, fifty moves): games end by mate, stalemate,
-    insufficient material, fivefold repetition or the 75-move rule, or as a draw at ``max_plies``."""
+def play_game(model, opponent, model_white: bool, max_plies: int, rules: bool = True, opening: list[chess.Move] = (),
+              temperature: float = 0.0, rng: random.Random | None = None) -> chess.pgn.Game:
+    """One game from the position after ``opening``. Neither side claims draws (threefold, fifty
+    moves): games end by mate, stalemate, insufficient material, fivefold repetition or the
+    75-move rule, or as a draw at ``max_plies``. ``temperature`` > 0 samples the model's moves."""
     board = chess.Board()
+    for move in opening:
+        board.push(move)
     while not board.is_game_over() and board.ply() < max_plies:
-        mover = best_move(model, board, rules) if board.turn == model_white else opponent.move(board)
+        if board.turn == model_white:
+            mover = best_move(model, board, rules, temperature, rng)
+        else:
+            mover = opponent.move(board)
         board.push(mover)
     outcome = board.outcome()
     game = chess.pgn.Game.from_board(board)
     game.headers["Result"] = outcome.result() if outcome else "1/2-1/2"
     game.headers["Termination"] = outcome.termination.name.lower() if outcome else f"adjudicated draw after {max_plies} plies"
+    if opening:
+        game.headers["Opening"] = f"{len(opening)} random plies: " + chess.Board().variation_san(opening)
     return game
 
 
@@ -144,10 +153,29 @@ def configure(parser):
     parser.add_argument("--stockfish", default=None, help="the Stockfish binary (default: found on PATH)")
     parser.add_argument("--max-plies", type=int, default=400, help="a game still going after this many plies is a draw")
     parser.add_argument("--pgn", default=None, help="where to write the games (default RUN_DIR/play/<opponent>-<time>.pgn)")
-    parser.add_argument("--seed", type=int, default=0, help="the random mover's seed")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random mover, the openings and the sampled moves")
     parser.add_argument("--raw", action="store_true",
                         help="always the policy's top legal move (by default a mate in one is taken, and a move that stalemates or repeats a position is passed over)")
+    variety_options(parser)
     parser.add_argument("--no-progress", action="store_true")
+
+
+def variety_options(parser, open_plies: int = 0) -> None:
+    """Options that make repeated games differ (``suite play`` and ``suite elo``)."""
+    parser.add_argument("--open-plies", type=int, default=open_plies,
+                        help=f"start each pair of games (one with each colour) from this many random legal plies (default {open_plies})")
+    parser.add_argument("--book", default=None, help="a polyglot opening book (.bin): openings drawn from it, weighted, up to --open-plies plies")
+    parser.add_argument("--temperature", type=float, default=0.0,
+                        help="sample the model's moves from its probabilities ** (1 / T) instead of taking the best (default 0: the best)")
+
+
+def check_variety(args) -> None:
+    if args.open_plies < 0:
+        raise suite.SuiteError(f"--open-plies must be 0 or more, not {args.open_plies}")
+    if args.temperature < 0:
+        raise suite.SuiteError(f"--temperature must be 0 or more, not {args.temperature}")
+    if args.book and not Path(args.book).is_file():
+        raise suite.SuiteError(f"--book {args.book}: no such file")
 
 
 def run(args) -> int:
@@ -155,6 +183,7 @@ def run(args) -> int:
 
     if args.games < 1:
         raise suite.SuiteError(f"--games must be at least 1, not {args.games}")
+    check_variety(args)
     model = load_player(args.run_dir)
     if args.opponent == "random":
         opponent = RandomMover(args.seed)
@@ -169,9 +198,14 @@ def run(args) -> int:
     try:
         with open(out, "w") as pgn, Progress(*columns, disable=args.no_progress) as bar:
             task = bar.add_task(f"vs {opponent.name}", total=args.games)
+            rng = random.Random(f"play:{args.seed}")
+            opening: list[chess.Move] = []
             for i in range(args.games):
                 model_white = i % 2 == 0
-                game = play_game(model, opponent, model_white, args.max_plies, rules=not args.raw)
+                if model_white and (args.open_plies or args.book):  # each opening is played once with each colour
+                    opening = random_opening(rng, args.open_plies or 8, args.book)
+                game = play_game(model, opponent, model_white, args.max_plies, rules=not args.raw, opening=opening,
+                                 temperature=args.temperature, rng=rng)
                 game.headers.update({
                     "Event": f"suite play vs {args.opponent}", "Site": "suite", "Round": str(i + 1),
                     "Date": datetime.date.today().strftime("%Y.%m.%d"),
