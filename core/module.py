@@ -122,7 +122,6 @@ class SuiteModule(pl.LightningModule):
 
 class NonFiniteLoss(SuiteError):
     def __init__(self, task: str, step: int, value: float):
-        self.step = step
         super().__init__(f"task {task}: the training loss is {value} at step {step}; try a lower --optim.lr, "
                          f"--trainer.gradient_clip_val 1.0 or --trainer.precision 32-true")
 

@@ -204,6 +204,7 @@ def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bo
     quiet_lightning()
     settings = machine.configure(cfg)
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+    prepare(task, cfg)  # downloads and caches, once, before anything reads them
     if resume is not None:
         run_dir = Path(resume)
         _, _, tokenizer, module = runs.load_run(run_dir, registry, weights=False)
@@ -213,11 +214,9 @@ def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bo
         module.cfg = cfg
         module.freeze_backbone(cfg["init"].get("freeze") or "none")
         init_counts = json.loads((run_dir / "metrics.json").read_text()).get("init") if (run_dir / "metrics.json").is_file() else None
-        prepare(task, cfg)
         cached = None
     else:
         source = adopt_source_backbone(cfg, registry)
-        prepare(task, cfg)  # downloads and caches, once, before anything reads them
         # A task may adopt the source's vocabulary, and with it the source's embeddings.
         tokenizer = task.tokenizer_from_source(source[4], cfg) if source else None
         own_parts = tokenizer is not None
