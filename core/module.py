@@ -33,7 +33,11 @@ class SuiteModule(pl.LightningModule):
 
     def forward(self, batch: dict) -> torch.Tensor:
         x = self.adapter(batch["inputs"])  # (B, T, d)
-        h = self.backbone(x, self.task.mask, prefix_len=batch.get("prefix_len"), padding=batch.get("padding"))
+        positions = batch.get("positions")  # the task's own numbering, possibly longer than T (decoding)
+        if positions is not None:
+            positions = positions[:, : x.shape[1]]
+        h = self.backbone(x, self.task.mask, prefix_len=batch.get("prefix_len"), padding=batch.get("padding"),
+                          positions=positions)
         return self.head(h, batch)
 
     # -- steps -------------------------------------------------------------------------------

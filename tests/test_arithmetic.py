@@ -20,7 +20,7 @@ def data(**overrides):
 
 
 def texts(tok, ds):
-    return {tok.decode(p) for p, _ in ds}
+    return {tok.decode(p) for p, *_ in ds}
 
 
 def test_held_out_problems_never_appear_in_training():
@@ -69,5 +69,35 @@ def test_bad_ops_setting_is_rejected():
 
 def test_batches_and_tokenizer_keep_the_plugin_contract():
     batches = testing.check_batches("arithmetic", {"data.val_size": 32, "data.test_size": 32})
-    assert set(batches) == {"train", "val", "test", "test_add3", "test_long"}
+    assert set(batches) == {"train", "val", "test", "test_add3", "test_long", "test_xlong"}
     assert testing.roundtrip_tokenizer("arithmetic").alphabet == "0123456789+-*="
+
+
+def test_abacus_positions_number_digits_by_significance():
+    tok, R = ar.make_tokenizer(), ar.ABACUS_REGION
+    prompt, answer, ids = ar.encode(tok, "12+345=", "753", True, offset=5)
+    assert ids == [5 + 2, 5 + 1, 0, R + 5 + 3, R + 5 + 2, R + 5 + 1, 2 * R + 5 + 1]
+    batch = ar.collate([(prompt, answer, ids), ar.encode(tok, "1+1=", "2", True, offset=0)], room=3)
+    T = batch["inputs"].shape[1]
+    assert batch["positions"].shape == (2, T + 3)
+    # left padding is 0; after "=" the answer region counts on: the token predicting the tens is 2R + offset + 2
+    assert batch["positions"][1].tolist()[:7] == [0, 0, 0, 1, 0, R + 1, 2 * R + 1]
+    assert batch["positions"][0, 7].item() == 2 * R + 5 + 2
+
+
+def test_abacus_data_trains_and_predicts_with_shifted_training_positions():
+    tok, splits, cfg = data(**{"data.position_ids": "abacus", "data.position_offset": 10})
+    offsets = {ids[0] - len(tok.decode(p).split("+")[0].split("-")[0]) for p, _, ids in
+               itertools.islice(splits["train"], 300)}
+    assert len(offsets) > 5 and min(offsets) >= 0 and max(offsets) <= 10
+    assert all(ids[0] <= 10 for _, _, ids in splits["test_xlong"])  # evaluation: offset 0
+    from suite.module import SuiteModule
+
+    model = SuiteModule(get_registry().task("arithmetic"), tok, cfg).eval()
+    with torch.no_grad():
+        answer = model.task.predict(model, "123456+654321", {})
+    assert isinstance(answer, str) and len(answer) <= 6 + 6 + 2  # untrained: any characters, decoded to the end
+    with pytest.raises(suite.SuiteError, match="max_len >= 351"):  # regions grow with offsets and lengths
+        data(**{"data.position_ids": "abacus", "data.position_offset": 90, "backbone.preset": "tiny"})
+    splits = data(**{"data.test_lengths": [12], "data.test_size": 20})[1]
+    assert {len(p.split("+")[0].split("-")[0]) for p in texts(tok, splits["test_d12"])} == {12}

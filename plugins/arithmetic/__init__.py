@@ -3,8 +3,16 @@
 Problems are generated: addition, subtraction and multiplication of non-negative integers with a
 configurable number of digits; answers may be written reversed (least significant digit first),
 which makes carrying learnable left to right. A problem's split is fixed by a hash of its text,
-so no held-out problem is ever trained on; "test_long" has operands longer than any in training
-and measures length generalisation.
+so no held-out problem is ever trained on; "test_long" (4-5 digits) and "test_xlong" (6-10) have
+operands longer than any in training and measure length generalisation.
+
+Positions (``data.position_ids``): ``sequence`` numbers tokens 0, 1, 2, ... as any task does;
+``abacus`` numbers every digit by its significance within its number (McLeish et al. 2024,
+"Transformers Can Do Arithmetic with the Right Embeddings"), in three regions of ABACUS_REGION
+numbers (at least 64, more for long operands): the first operand's digits, the second's, and the answer, where the token that predicts
+the answer's digit of significance s carries s. Digits that must be added then carry numbers a
+fixed distance apart, however long the operands. In training every number is shifted by a random
+offset (``data.position_offset``), so the positions of longer operands are trained too.
 """
 from __future__ import annotations
 
@@ -39,8 +47,46 @@ def sample_problem(rng: random.Random, ops: str, digits: tuple[int, int]) -> tup
     return f"{a}{op}{b}=", str(OPS[op](a, b))
 
 
-def encode(tokenizer, problem: str, answer: str, reverse: bool) -> tuple[list[int], list[int]]:
-    return tokenizer.encode(problem), tokenizer.encode(answer[::-1] if reverse else answer) + [tokenizer.EOS]
+ABACUS_REGION = 64  # the fewest position numbers per region (first operand, second operand, answer)
+DECODE_ROOM = 32  # answer positions numbered beyond the longest answer in a batch (free decoding)
+
+
+def abacus_ids(problem: str, offset: int, region: int = ABACUS_REGION) -> list[int]:
+    """Position numbers of the tokens of "A op B=": the digits by significance (1 = units) plus
+    ``offset``, in the first or second operand's region; the operator 0; "=", which predicts the
+    answer's units digit, the first number of the answer region."""
+    a, op, b = PROBLEM.match(problem).group(1, 2, 3)
+    ids = [offset + len(a) - i for i in range(len(a))] + [0]
+    ids += [region + offset + len(b) - i for i in range(len(b))]
+    return ids + [2 * region + offset + 1]
+
+
+def encode(tokenizer, problem: str, answer: str, reverse: bool, offset: int | None = None,
+           region: int = ABACUS_REGION) -> tuple:
+    """(prompt ids, answer ids + EOS), and with abacus positions (``offset`` given) the prompt's
+    position numbers as a third element."""
+    out = tokenizer.encode(problem), tokenizer.encode(answer[::-1] if reverse else answer) + [tokenizer.EOS]
+    return out if offset is None else (*out, abacus_ids(problem, offset, region))
+
+
+def digit_ranges(d: dict) -> dict[str, tuple[int, int]]:
+    """Operand lengths of every split: training's, test_long, test_xlong and test_d<N>."""
+    out = {"train": (int(d["min_digits"]), int(d["max_digits"])), "test_long": tuple(int(n) for n in d["long_digits"])}
+    if d.get("xlong_digits"):
+        out["test_xlong"] = tuple(int(n) for n in d["xlong_digits"])
+    out.update({f"test_d{n}": (int(n), int(n)) for n in d.get("test_lengths") or ()})
+    return out
+
+
+def position_settings(d: dict) -> tuple[bool, int, int]:
+    """(abacus?, largest training offset, numbers per region) from the data settings; runs made
+    before positions were a setting number tokens in sequence."""
+    kind = d.get("position_ids", "sequence")
+    if kind not in ("sequence", "abacus"):
+        raise suite.SuiteError(f"data.position_ids must be sequence or abacus, not {kind!r}")
+    offset = int(d.get("position_offset", 0))
+    longest = max(n for r in digit_ranges(d).values() for n in r)
+    return kind == "abacus", offset, max(ABACUS_REGION, offset + longest + 3)
 
 
 class TrainStream(suite.Stream):
@@ -55,10 +101,12 @@ class TrainStream(suite.Stream):
 
     def samples(self, indices, generator):
         rng, d, out = random.Random(generator.initial_seed()), self.data, []
+        abacus, max_offset, region = position_settings(d)
         while len(out) < len(indices):
             problem, answer = sample_problem(rng, d["ops"], (d["min_digits"], d["max_digits"]))
             if split_of(problem, d["holdout_percent"]) == "train":
-                out.append(encode(self.tokenizer, problem, answer, d["reverse"]))
+                offset = rng.randint(0, max_offset) if abacus else None
+                out.append(encode(self.tokenizer, problem, answer, d["reverse"], offset, region))
         return out
 
 
@@ -73,7 +121,9 @@ class FixedSet(Dataset):
             problem, answer = sample_problem(rng, ops, digits)
             if split is None or split_of(problem, data["holdout_percent"]) == split:
                 seen[problem] = answer
-        self.items = [encode(tokenizer, p, a, data["reverse"]) for p, a in seen.items()]
+        abacus, _, region = position_settings(data)
+        offset = 0 if abacus else None  # evaluation: no shift
+        self.items = [encode(tokenizer, p, a, data["reverse"], offset, region) for p, a in seen.items()]
 
     def __len__(self):
         return len(self.items)
@@ -82,16 +132,23 @@ class FixedSet(Dataset):
         return self.items[i]
 
 
-def collate(samples: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
-    """Left-pad prompts so every answer starts at the same position P; right-pad answers."""
+def collate(samples: list[tuple], room: int = DECODE_ROOM) -> dict[str, torch.Tensor]:
+    """Left-pad prompts so every answer starts at the same position P; right-pad answers.
+
+    Samples with abacus position numbers (a third element) give ``positions`` as well: the
+    prompt's, then the answer region counting on, ``room`` further than the batch's answers."""
     PAD, IGNORE = suite.CharTokenizer.PAD, suite.IGNORE
-    P = max(len(p) for p, _ in samples)
-    A = max(len(a) for _, a in samples)
-    inputs = torch.tensor([[PAD] * (P - len(p)) + p + a + [PAD] * (A - len(a)) for p, a in samples])
+    P = max(len(s[0]) for s in samples)
+    A = max(len(s[1]) for s in samples)
+    inputs = torch.tensor([[PAD] * (P - len(p)) + p + a + [PAD] * (A - len(a)) for p, a, *_ in samples])
     # Position t predicts token t + 1: the answer and its EOS are predicted from P - 1 on.
-    targets = torch.tensor([[IGNORE] * (P - 1) + a + [IGNORE] * (A - len(a) + 1) for _, a in samples])
-    return {"inputs": inputs, "targets": targets, "padding": inputs == PAD,
-            "prefix_len": torch.full((len(samples),), P, dtype=torch.long)}
+    targets = torch.tensor([[IGNORE] * (P - 1) + a + [IGNORE] * (A - len(a) + 1) for _, a, *_ in samples])
+    batch = {"inputs": inputs, "targets": targets, "padding": inputs == PAD,
+             "prefix_len": torch.full((len(samples),), P, dtype=torch.long)}
+    if len(samples[0]) > 2:
+        batch["positions"] = torch.tensor([[0] * (P - len(p)) + ids + list(range(ids[-1] + 1, ids[-1] + 1 + A + room))
+                                           for p, _, ids in samples])
+    return batch
 
 
 # -- the task ---------------------------------------------------------------------------------
@@ -117,16 +174,22 @@ class ArithmeticTask(suite.Task):
         bad = set(d["ops"]) - set(OPS)
         if bad or not d["ops"]:
             raise suite.SuiteError(f"data.ops must be made of + - *, not {d['ops']!r}")
-        digits = (int(d["min_digits"]), int(d["max_digits"]))
-        long = tuple(int(n) for n in d["long_digits"])
-        return {
+        ranges = digit_ranges(d)
+        abacus, _, region = position_settings(d)
+        need = 3 * region + max(n for r in ranges.values() for n in r) + DECODE_ROOM
+        if abacus and cfg["backbone"].get("positions") == "learned" and cfg["backbone"]["max_len"] < need:
+            raise suite.SuiteError(f"data.position_ids abacus with learned positions needs backbone.max_len >= {need} "
+                                   f"for these operand lengths, not {cfg['backbone']['max_len']}")
+        splits = {
             "train": TrainStream(tokenizer, d, seed),
-            "val": FixedSet(tokenizer, d, "val", d["val_size"], 1, d["ops"], digits),
-            "test": FixedSet(tokenizer, d, "test", d["test_size"], 2, d["ops"], digits),
+            "val": FixedSet(tokenizer, d, "val", d["val_size"], 1, d["ops"], ranges["train"]),
+            "test": FixedSet(tokenizer, d, "test", d["test_size"], 2, d["ops"], ranges["train"]),
             "test_add3": FixedSet(tokenizer, d, "test", d["test_size"], 3, "+", (3, 3)),
-            # Longer operands than training ever saw: all of them are held out by construction.
-            "test_long": FixedSet(tokenizer, d, None, d["test_size"], 4, d["ops"], long),
         }
+        # Longer operands than training ever saw: all of them are held out by construction.
+        for seed_, name in enumerate((n for n in ranges if n != "train"), start=4):
+            splits[name] = FixedSet(tokenizer, d, None, d["test_size"], seed_, d["ops"], ranges[name])
+        return splits
 
     def collate(self, samples):
         return collate(samples)
@@ -136,13 +199,17 @@ class ArithmeticTask(suite.Task):
         if not m:
             raise suite.SuiteError(f"{text!r} is not a problem of the form A+B, A-B or A*B with non-negative integers")
         problem = f"{m[1]}{m[2]}{m[3]}="
-        reverse = model.cfg["data"]["reverse"]
-        batch = collate([encode(model.tokenizer, problem, "", reverse)])
+        d = model.cfg["data"]
+        abacus, _, region = position_settings(d)
+        if abacus and max(len(m[1]), len(m[3])) + 3 > region:
+            raise suite.SuiteError(f"this run numbers digits by significance up to {region - 3} digits; {problem} is longer")
         max_new = int(options.get("max_tokens", len(m[1]) + len(m[3]) + 2))
+        batch = collate([encode(model.tokenizer, problem, "", d["reverse"], 0 if abacus else None, region)], room=max_new)
         P = int(batch["prefix_len"][0])
-        out = suite.greedy_decode(model, batch["inputs"][:, :P], batch["padding"][:, :P], max_new, model.tokenizer.EOS)
+        out = suite.greedy_decode(model, batch["inputs"][:, :P], batch["padding"][:, :P], max_new, model.tokenizer.EOS,
+                                  batch.get("positions"))
         answer = model.tokenizer.decode(out[0].tolist()[: (out[0] == model.tokenizer.EOS).int().argmax() or None])
-        return answer[::-1] if reverse else answer
+        return answer[::-1] if d["reverse"] else answer
 
 
 @suite.hookimpl
