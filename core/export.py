@@ -79,7 +79,7 @@ def model_card(task, cfg: dict, metrics: dict | None, n_params: int) -> str:
              f"tokenizer and adapter, the shared Transformer backbone and the task's head, "
              f"{n_params:,} parameters.", "",
              "## Task", "",
-             f"- task: `{task.name}` (objective {task.objective.__name__}, {task.mask} attention)",
+             f"- task: `{task.name}` (objective {task.objective.__name__}, {task.mask_for(cfg)} attention)",
              f"- backbone: preset `{b.get('preset')}`, d_model {b['d_model']}, {b['n_layers']} layers, "
              f"{b['n_heads']} heads, d_ff {b['d_ff']}, context {b['max_len']}",
              f"- started from: {cfg['init'].get('from') or 'scratch'} (freeze: {cfg['init'].get('freeze') or 'none'})", "",
@@ -149,7 +149,11 @@ def export_onnx(task, cfg: dict, tokenizer, module, out: Path) -> list[str]:
         import onnxscript  # noqa: F401
     except ImportError:
         raise SuiteError("--format onnx needs the onnx and onnxscript packages: pip install 'suite[onnx]'") from None
-    inputs = model_inputs(example_batch(task, tokenizer, cfg))
+    example = example_batch(task, tokenizer, cfg)
+    if "positions" in example:  # the graph would number tokens 0..T-1 and answer wrongly
+        raise SuiteError(f"task {task.name}: --format onnx does not yet carry a task's own position numbers "
+                         "(batch['positions']); export with --format hf")
+    inputs = model_inputs(example)
     names = list(inputs)
     batch, length = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("length", min=2, max=cfg["backbone"]["max_len"])
     # token ids (B, T) and their padding: any batch size and length; patch vectors: any batch size

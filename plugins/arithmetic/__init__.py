@@ -8,11 +8,12 @@ operands longer than any in training and measure length generalisation.
 
 Positions (``data.position_ids``): ``sequence`` numbers tokens 0, 1, 2, ... as any task does;
 ``abacus`` numbers every digit by its significance within its number (McLeish et al. 2024,
-"Transformers Can Do Arithmetic with the Right Embeddings"), in three regions of ABACUS_REGION
-numbers (at least 64, more for long operands): the first operand's digits, the second's, and the answer, where the token that predicts
-the answer's digit of significance s carries s. Digits that must be added then carry numbers a
-fixed distance apart, however long the operands. In training every number is shifted by a random
-offset (``data.position_offset``), so the positions of longer operands are trained too.
+"Transformers Can Do Arithmetic with the Right Embeddings"), in three regions: the first
+operand's digits, the second's, and the tokens that predict the answer's digits. Digits to be
+added then sit a fixed distance apart in position, however long the operands. In training the
+significances 1, 2, 3, ... are numbered by a sorted random choice of numbers up to
+``data.position_spread`` instead of 1, 2, 3 (randomised positions, Ruoss et al. 2023), so that
+the distances between the digits of longer operands are trained too; evaluation numbers them 1, 2, 3.
 """
 from __future__ import annotations
 
@@ -47,26 +48,26 @@ def sample_problem(rng: random.Random, ops: str, digits: tuple[int, int]) -> tup
     return f"{a}{op}{b}=", str(OPS[op](a, b))
 
 
-ABACUS_REGION = 64  # the fewest position numbers per region (first operand, second operand, answer)
 DECODE_ROOM = 32  # answer positions numbered beyond the longest answer in a batch (free decoding)
+ABACUS_REGION = 64  # the fewest position numbers per region
 
 
-def abacus_ids(problem: str, offset: int, region: int = ABACUS_REGION) -> list[int]:
-    """Position numbers of the tokens of "A op B=": the digits by significance (1 = units) plus
-    ``offset``, in the first or second operand's region; the operator 0; "=", which predicts the
-    answer's units digit, the first number of the answer region."""
+def abacus_ids(problem: str, scale: list[int], region: int) -> list[int]:
+    """Position numbers of "A op B=" and of the answer tokens to come. ``scale[s - 1]`` numbers
+    significance s (1 = units): a digit of the first operand carries it, of the second region plus
+    it, the token that predicts the answer's digit s ("=" for the units, then each answer token)
+    2 * region plus it; the operator 0. One number per ``scale`` entry after the operands."""
     a, op, b = PROBLEM.match(problem).group(1, 2, 3)
-    ids = [offset + len(a) - i for i in range(len(a))] + [0]
-    ids += [region + offset + len(b) - i for i in range(len(b))]
-    return ids + [2 * region + offset + 1]
+    return ([scale[len(a) - 1 - i] for i in range(len(a))] + [0]
+            + [region + scale[len(b) - 1 - i] for i in range(len(b))] + [2 * region + n for n in scale])
 
 
-def encode(tokenizer, problem: str, answer: str, reverse: bool, offset: int | None = None,
+def encode(tokenizer, problem: str, answer: str, reverse: bool, scale: list[int] | None = None,
            region: int = ABACUS_REGION) -> tuple:
-    """(prompt ids, answer ids + EOS), and with abacus positions (``offset`` given) the prompt's
-    position numbers as a third element."""
+    """(prompt ids, answer ids + EOS), and with abacus positions (``scale`` given) the position
+    numbers of the prompt and the answer as a third element."""
     out = tokenizer.encode(problem), tokenizer.encode(answer[::-1] if reverse else answer) + [tokenizer.EOS]
-    return out if offset is None else (*out, abacus_ids(problem, offset, region))
+    return out if scale is None else (*out, abacus_ids(problem, scale, region))
 
 
 def digit_ranges(d: dict) -> dict[str, tuple[int, int]]:
@@ -79,14 +80,21 @@ def digit_ranges(d: dict) -> dict[str, tuple[int, int]]:
 
 
 def position_settings(d: dict) -> tuple[bool, int, int]:
-    """(abacus?, largest training offset, numbers per region) from the data settings; runs made
-    before positions were a setting number tokens in sequence."""
+    """(abacus?, the spread of training's random numbering, numbers per region) from the data
+    settings; runs made before positions were a setting number tokens in sequence."""
     kind = d.get("position_ids", "sequence")
     if kind not in ("sequence", "abacus"):
         raise suite.SuiteError(f"data.position_ids must be sequence or abacus, not {kind!r}")
-    offset = int(d.get("position_offset", 0))
+    spread = int(d.get("position_spread", 0))
     longest = max(n for r in digit_ranges(d).values() for n in r)
-    return kind == "abacus", offset, max(ABACUS_REGION, offset + longest + 3)
+    return kind == "abacus", spread, max(ABACUS_REGION, spread + 1, 2 * longest + 4 + DECODE_ROOM)
+
+
+def scale_of(significances: int, spread: int, rng: random.Random | None = None) -> list[int]:
+    """Numbers for significances 1..n: 1..n, or with ``rng`` a sorted random choice from 1..spread."""
+    if rng is None or spread <= significances:
+        return list(range(1, significances + 1))
+    return sorted(rng.sample(range(1, spread + 1), significances))
 
 
 class TrainStream(suite.Stream):
@@ -101,12 +109,12 @@ class TrainStream(suite.Stream):
 
     def samples(self, indices, generator):
         rng, d, out = random.Random(generator.initial_seed()), self.data, []
-        abacus, max_offset, region = position_settings(d)
+        abacus, spread, region = position_settings(d)
         while len(out) < len(indices):
             problem, answer = sample_problem(rng, d["ops"], (d["min_digits"], d["max_digits"]))
             if split_of(problem, d["holdout_percent"]) == "train":
-                offset = rng.randint(0, max_offset) if abacus else None
-                out.append(encode(self.tokenizer, problem, answer, d["reverse"], offset, region))
+                scale = scale_of(len(problem) + 1, spread, rng) if abacus else None
+                out.append(encode(self.tokenizer, problem, answer, d["reverse"], scale, region))
         return out
 
 
@@ -121,9 +129,9 @@ class FixedSet(Dataset):
             problem, answer = sample_problem(rng, ops, digits)
             if split is None or split_of(problem, data["holdout_percent"]) == split:
                 seen[problem] = answer
-        abacus, _, region = position_settings(data)
-        offset = 0 if abacus else None  # evaluation: no shift
-        self.items = [encode(tokenizer, p, a, data["reverse"], offset, region) for p, a in seen.items()]
+        abacus, _, region = position_settings(data)  # evaluation: significances numbered 1, 2, 3, ...
+        self.items = [encode(tokenizer, p, a, data["reverse"], scale_of(len(p) + 1 + DECODE_ROOM, 0) if abacus else None, region)
+                      for p, a in seen.items()]
 
     def __len__(self):
         return len(self.items)
@@ -135,8 +143,8 @@ class FixedSet(Dataset):
 def collate(samples: list[tuple], room: int = DECODE_ROOM) -> dict[str, torch.Tensor]:
     """Left-pad prompts so every answer starts at the same position P; right-pad answers.
 
-    Samples with abacus position numbers (a third element) give ``positions`` as well: the
-    prompt's, then the answer region counting on, ``room`` further than the batch's answers."""
+    Samples with abacus position numbers (a third element) give ``positions`` as well, ``room``
+    further than the batch's answers (a sample's last number repeated where it has none)."""
     PAD, IGNORE = suite.CharTokenizer.PAD, suite.IGNORE
     P = max(len(s[0]) for s in samples)
     A = max(len(s[1]) for s in samples)
@@ -146,8 +154,8 @@ def collate(samples: list[tuple], room: int = DECODE_ROOM) -> dict[str, torch.Te
     batch = {"inputs": inputs, "targets": targets, "padding": inputs == PAD,
              "prefix_len": torch.full((len(samples),), P, dtype=torch.long)}
     if len(samples[0]) > 2:
-        batch["positions"] = torch.tensor([[0] * (P - len(p)) + ids + list(range(ids[-1] + 1, ids[-1] + 1 + A + room))
-                                           for p, _, ids in samples])
+        width = P + A + room
+        batch["positions"] = torch.tensor([([0] * (P - len(p)) + ids + [ids[-1]] * width)[:width] for p, _, ids in samples])
     return batch
 
 
@@ -176,7 +184,7 @@ class ArithmeticTask(suite.Task):
             raise suite.SuiteError(f"data.ops must be made of + - *, not {d['ops']!r}")
         ranges = digit_ranges(d)
         abacus, _, region = position_settings(d)
-        need = 3 * region + max(n for r in ranges.values() for n in r) + DECODE_ROOM
+        need = 3 * region
         if abacus and cfg["backbone"].get("positions") == "learned" and cfg["backbone"]["max_len"] < need:
             raise suite.SuiteError(f"data.position_ids abacus with learned positions needs backbone.max_len >= {need} "
                                    f"for these operand lengths, not {cfg['backbone']['max_len']}")
@@ -201,10 +209,11 @@ class ArithmeticTask(suite.Task):
         problem = f"{m[1]}{m[2]}{m[3]}="
         d = model.cfg["data"]
         abacus, _, region = position_settings(d)
-        if abacus and max(len(m[1]), len(m[3])) + 3 > region:
-            raise suite.SuiteError(f"this run numbers digits by significance up to {region - 3} digits; {problem} is longer")
         max_new = int(options.get("max_tokens", len(m[1]) + len(m[3]) + 2))
-        batch = collate([encode(model.tokenizer, problem, "", d["reverse"], 0 if abacus else None, region)], room=max_new)
+        if abacus and max_new + 2 >= region:
+            raise suite.SuiteError(f"this run numbers up to {region - 3} answer digits by significance; {problem} may need {max_new}")
+        batch = collate([encode(model.tokenizer, problem, "", d["reverse"], scale_of(max_new + 2, 0) if abacus else None, region)],
+                        room=max_new)
         P = int(batch["prefix_len"][0])
         out = suite.greedy_decode(model, batch["inputs"][:, :P], batch["padding"][:, :P], max_new, model.tokenizer.EOS,
                                   batch.get("positions"))
