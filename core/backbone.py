@@ -195,10 +195,11 @@ class Backbone(nn.Module):
             if T > self.cfg.max_len and kind == "learned":
                 raise ValueError(f"sequence of {T} tokens is longer than the backbone's max_len {self.cfg.max_len}")
             positions = torch.arange(T, device=x.device)[None]  # (1, T)
-        elif positions.shape[-1] != T:
-            raise ValueError(f"positions for {positions.shape[-1]} tokens given for a sequence of {T}")
-        elif kind == "learned" and positions.numel() and int(positions.max()) >= self.cfg.max_len:
-            raise ValueError(f"position {int(positions.max())} is beyond the backbone's max_len {self.cfg.max_len}")
+        elif not torch.compiler.is_compiling():  # checks of the values; torch.export traces without them
+            if positions.shape[-1] != T:
+                raise ValueError(f"positions for {positions.shape[-1]} tokens given for a sequence of {T}")
+            if kind == "learned" and int(positions.max()) >= self.cfg.max_len:
+                raise ValueError(f"position {int(positions.max())} is beyond the backbone's max_len {self.cfg.max_len}")
         rope = None
         if kind == "learned":
             x = x + self.pos_emb[positions]

@@ -12,7 +12,7 @@
 
 ``--format onnx`` writes ``model.onnx``: the model without its tokenizer (adapter, backbone,
 head), taking the tensors of a batch (``inputs`` and, where the task's batches have them,
-``padding`` and ``prefix_len``) and returning the head's logits, with a dynamic batch size.
+``padding``, ``prefix_len`` and a task's own ``positions``) and returning the head's logits, with a dynamic batch size.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from . import runs
 from .errors import SuiteError
 
 FORMATS = ("hf", "onnx")
-MODEL_INPUTS = ("inputs", "padding", "prefix_len")  # the batch keys the adapter and backbone read
+MODEL_INPUTS = ("inputs", "padding", "prefix_len", "positions")  # the batch keys the adapter and backbone read
 
 
 def export(run_dir: Path, fmt: str, out: Path, registry) -> list[str]:
@@ -117,7 +117,7 @@ def model_card(task, cfg: dict, metrics: dict | None, n_params: int) -> str:
 
 # -- ONNX -------------------------------------------------------------------------------------------
 class TensorModel(torch.nn.Module):
-    """The model with positional tensor inputs (ONNX has no dicts): ``(inputs, [padding], [prefix_len])``."""
+    """The model with positional tensor inputs (ONNX has no dicts): ``(inputs, [padding], [prefix_len], [positions])``."""
 
     def __init__(self, module, names: list[str]):
         super().__init__()
@@ -149,17 +149,16 @@ def export_onnx(task, cfg: dict, tokenizer, module, out: Path) -> list[str]:
         import onnxscript  # noqa: F401
     except ImportError:
         raise SuiteError("--format onnx needs the onnx and onnxscript packages: pip install 'suite[onnx]'") from None
-    example = example_batch(task, tokenizer, cfg)
-    if "positions" in example:  # the graph would number tokens 0..T-1 and answer wrongly
-        raise SuiteError(f"task {task.name}: --format onnx does not yet carry a task's own position numbers "
-                         "(batch['positions']); export with --format hf")
-    inputs = model_inputs(example)
+    inputs = model_inputs(example_batch(task, tokenizer, cfg))
     names = list(inputs)
     batch, length = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("length", min=2, max=cfg["backbone"]["max_len"])
     # token ids (B, T) and their padding: any batch size and length; patch vectors: any batch size
     # (their number is fixed by the adapter's grid)
     tokens = not inputs["inputs"].is_floating_point()
-    dynamic = (tuple({0: batch, 1: length} if tokens and k in ("inputs", "padding") else {0: batch} for k in names),)
+    # a task's own position numbers (B, >= T): their own length
+    numbered = torch.export.Dim("numbered", min=2, max=4 * cfg["backbone"]["max_len"])
+    dynamic = (tuple({0: batch, 1: length} if tokens and k in ("inputs", "padding") else
+                     {0: batch, 1: numbered} if k == "positions" else {0: batch} for k in names),)
     path = out / "model.onnx"
     with warnings.catch_warnings():  # the exporter's deprecation notes are not the user's business
         warnings.simplefilter("ignore")
