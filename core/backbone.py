@@ -15,6 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 
 MASK_KINDS = ("causal", "bidirectional", "prefix")
+# learned: a table of max_len vectors added to the input (GPT-2, BERT; what imported weights use).
+# rotary: queries and keys rotated by their position (RoPE, Su et al. 2021); no parameters, so a
+#         backbone's state dict is the same as with none. none: no positions (causal masks still
+#         tell order). A task may number its tokens itself (batch["positions"], (B, T) ints): the
+#         learned table is then indexed by those numbers and rotary angles come from them.
+POSITION_KINDS = ("learned", "rotary", "none")
 
 
 @dataclass
@@ -28,7 +34,8 @@ class BackboneConfig:
     norm: str = "pre"  # "pre" (GPT-2) or "post" (BERT)
     final_norm: bool = True  # LayerNorm after the last block (pre-LN models)
     embed_norm: bool = False  # LayerNorm on the embeddings before the first block (BERT)
-    positions: str = "learned"  # "learned" absolute positions or "none"
+    positions: str = "learned"  # "learned" absolute, "rotary" (RoPE) or "none" (see POSITION_KINDS)
+    rope_base: float = 10000.0  # rotary: the wavelength base of the lowest frequency
     bias: bool = True
     activation: str = "gelu"  # "gelu" (erf), "gelu_tanh" (GPT-2's gelu_new), "relu"
     ln_eps: float = 1e-5
@@ -55,11 +62,13 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, is_causal: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, is_causal: bool, rope=None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, heads, T, C // heads)
         q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        if rope is not None:
+            q, k = rotate(q, *rope), rotate(k, *rope)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, is_causal=is_causal,
             dropout_p=self.dropout if self.training else 0.0,
@@ -92,12 +101,25 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, attn_mask, is_causal):
+    def forward(self, x, attn_mask, is_causal, rope=None):
         if self.pre:
-            x = x + self.drop(self.attn(self.ln1(x), attn_mask, is_causal))
+            x = x + self.drop(self.attn(self.ln1(x), attn_mask, is_causal, rope))
             return x + self.drop(self.mlp(self.ln2(x)))
-        x = self.ln1(x + self.drop(self.attn(x, attn_mask, is_causal)))
+        x = self.ln1(x + self.drop(self.attn(x, attn_mask, is_causal, rope)))
         return self.ln2(x + self.drop(self.mlp(x)))
+
+
+def rotary_angles(positions: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B or 1, T) positions -> cos, sin of shape (B or 1, 1, T, head_dim // 2) for :func:`rotate`."""
+    inv_freq = base ** -(torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim)
+    angles = positions.float()[:, None, :, None] * inv_freq  # (B, 1, T, head_dim // 2)
+    return angles.cos(), angles.sin()
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE on (B, heads, T, head_dim), halves paired as in GPT-NeoX and LLaMA's HF port."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).type_as(x)
 
 
 def attention_mask(
@@ -135,10 +157,12 @@ class Backbone(nn.Module):
     def __init__(self, cfg: BackboneConfig):
         super().__init__()
         self.cfg = cfg
+        if cfg.positions not in POSITION_KINDS:
+            raise ValueError(f"backbone.positions must be one of {', '.join(POSITION_KINDS)}, not {cfg.positions!r}")
         if cfg.positions == "learned":
             self.pos_emb = nn.Parameter(torch.zeros(cfg.max_len, cfg.d_model))
-        elif cfg.positions != "none":
-            raise ValueError(f"backbone.positions must be 'learned' or 'none', not {cfg.positions!r}")
+        if cfg.positions == "rotary" and (cfg.d_model // cfg.n_heads) % 2:
+            raise ValueError(f"rotary positions need an even head size, not {cfg.d_model // cfg.n_heads}")
         if cfg.embed_norm:
             self.embed_norm = nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps, bias=cfg.bias)
         self.drop = nn.Dropout(cfg.dropout)
@@ -161,12 +185,26 @@ class Backbone(nn.Module):
     def forward(
         self, x: torch.Tensor, mask: str = "bidirectional", *,
         prefix_len: torch.Tensor | None = None, padding: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``positions``: (B, T) integer position of every token, when the task numbers them itself
+        (for example digits by significance); by default 0, 1, ..., T - 1."""
         B, T, _ = x.shape
-        if T > self.cfg.max_len:
-            raise ValueError(f"sequence of {T} tokens is longer than the backbone's max_len {self.cfg.max_len}")
-        if self.cfg.positions == "learned":
-            x = x + self.pos_emb[:T]
+        kind = self.cfg.positions
+        if positions is None:
+            if T > self.cfg.max_len and kind == "learned":
+                raise ValueError(f"sequence of {T} tokens is longer than the backbone's max_len {self.cfg.max_len}")
+            positions = torch.arange(T, device=x.device)[None]  # (1, T)
+        elif not torch.compiler.is_compiling():  # checks of the values; torch.export traces without them
+            if positions.shape[-1] != T:
+                raise ValueError(f"positions for {positions.shape[-1]} tokens given for a sequence of {T}")
+            if kind == "learned" and int(positions.max()) >= self.cfg.max_len:
+                raise ValueError(f"position {int(positions.max())} is beyond the backbone's max_len {self.cfg.max_len}")
+        rope = None
+        if kind == "learned":
+            x = x + self.pos_emb[positions]
+        elif kind == "rotary":
+            rope = rotary_angles(positions, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base)
         if self.cfg.embed_norm:
             x = self.embed_norm(x)
         x = self.drop(x)
@@ -174,7 +212,7 @@ class Backbone(nn.Module):
         is_causal = mask == "causal" and padding is None
         attn_mask = None if is_causal else attention_mask(mask, T, prefix_len=prefix_len, padding=padding, device=x.device)
         for block in self.blocks:
-            x = block(x, attn_mask, is_causal)
+            x = block(x, attn_mask, is_causal, rope)
         if self.cfg.final_norm:
             x = self.ln_f(x)
         return x

@@ -12,7 +12,7 @@
 
 ``--format onnx`` writes ``model.onnx``: the model without its tokenizer (adapter, backbone,
 head), taking the tensors of a batch (``inputs`` and, where the task's batches have them,
-``padding`` and ``prefix_len``) and returning the head's logits, with a dynamic batch size.
+``padding``, ``prefix_len`` and a task's own ``positions``) and returning the head's logits, with a dynamic batch size.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from . import runs
 from .errors import SuiteError
 
 FORMATS = ("hf", "onnx")
-MODEL_INPUTS = ("inputs", "padding", "prefix_len")  # the batch keys the adapter and backbone read
+MODEL_INPUTS = ("inputs", "padding", "prefix_len", "positions")  # the batch keys the adapter and backbone read
 
 
 def export(run_dir: Path, fmt: str, out: Path, registry) -> list[str]:
@@ -79,7 +79,7 @@ def model_card(task, cfg: dict, metrics: dict | None, n_params: int) -> str:
              f"tokenizer and adapter, the shared Transformer backbone and the task's head, "
              f"{n_params:,} parameters.", "",
              "## Task", "",
-             f"- task: `{task.name}` (objective {task.objective.__name__}, {task.mask} attention)",
+             f"- task: `{task.name}` (objective {task.objective.__name__}, {task.mask_for(cfg)} attention)",
              f"- backbone: preset `{b.get('preset')}`, d_model {b['d_model']}, {b['n_layers']} layers, "
              f"{b['n_heads']} heads, d_ff {b['d_ff']}, context {b['max_len']}",
              f"- started from: {cfg['init'].get('from') or 'scratch'} (freeze: {cfg['init'].get('freeze') or 'none'})", "",
@@ -117,7 +117,7 @@ def model_card(task, cfg: dict, metrics: dict | None, n_params: int) -> str:
 
 # -- ONNX -------------------------------------------------------------------------------------------
 class TensorModel(torch.nn.Module):
-    """The model with positional tensor inputs (ONNX has no dicts): ``(inputs, [padding], [prefix_len])``."""
+    """The model with positional tensor inputs (ONNX has no dicts): ``(inputs, [padding], [prefix_len], [positions])``."""
 
     def __init__(self, module, names: list[str]):
         super().__init__()
@@ -155,7 +155,10 @@ def export_onnx(task, cfg: dict, tokenizer, module, out: Path) -> list[str]:
     # token ids (B, T) and their padding: any batch size and length; patch vectors: any batch size
     # (their number is fixed by the adapter's grid)
     tokens = not inputs["inputs"].is_floating_point()
-    dynamic = (tuple({0: batch, 1: length} if tokens and k in ("inputs", "padding") else {0: batch} for k in names),)
+    # a task's own position numbers (B, >= T): their own length
+    numbered = torch.export.Dim("numbered", min=2, max=4 * cfg["backbone"]["max_len"])
+    dynamic = (tuple({0: batch, 1: length} if tokens and k in ("inputs", "padding") else
+                     {0: batch, 1: numbered} if k == "positions" else {0: batch} for k in names),)
     path = out / "model.onnx"
     with warnings.catch_warnings():  # the exporter's deprecation notes are not the user's business
         warnings.simplefilter("ignore")

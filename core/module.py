@@ -25,6 +25,7 @@ class SuiteModule(pl.LightningModule):
         self.backbone = Backbone(bcfg)
         self.head = task.build_head(tokenizer, bcfg.d_model, cfg)
         self.objective = task.objective(task, tokenizer, cfg)
+        self.mask = task.mask_for(cfg)  # causal | bidirectional | prefix
         self.test_splits: list[str] = ["test"]
         self.results: dict[str, dict] = {}  # split -> metrics of the latest evaluation
         self.artifacts: dict[str, dict] = {}
@@ -33,7 +34,11 @@ class SuiteModule(pl.LightningModule):
 
     def forward(self, batch: dict) -> torch.Tensor:
         x = self.adapter(batch["inputs"])  # (B, T, d)
-        h = self.backbone(x, self.task.mask, prefix_len=batch.get("prefix_len"), padding=batch.get("padding"))
+        positions = batch.get("positions")  # the task's own numbering, possibly longer than T (decoding)
+        if positions is not None:
+            positions = positions[:, : x.shape[1]]
+        h = self.backbone(x, self.mask, prefix_len=batch.get("prefix_len"), padding=batch.get("padding"),
+                          positions=positions)
         return self.head(h, batch)
 
     # -- steps -------------------------------------------------------------------------------

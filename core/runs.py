@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import config as config_mod
-from .backbone import ARCHITECTURE_FIELDS
+from .backbone import ARCHITECTURE_FIELDS, BackboneConfig
 from .errors import SuiteError
 
 PARTS = ("backbone", "adapter", "head")
@@ -133,11 +133,18 @@ def load_run(run_dir, registry, *, weights: bool = True):
 
 
 def describe_backbone(b: dict) -> str:
-    return f"preset {b.get('preset')!r} (d_model={b.get('d_model')}, n_layers={b.get('n_layers')}, n_heads={b.get('n_heads')})"
+    return f"preset {b.get('preset')!r} (d_model={b.get('d_model')}, n_layers={b.get('n_layers')}, n_heads={b.get('n_heads')}, positions={b.get('positions', 'learned')})"
+
+
+def architecture_differences(a: dict, b: dict) -> list[str]:
+    """``key a != b`` for every architecture field that differs (fields a config lacks take their
+    defaults: configs written before a field existed)."""
+    a, b = BackboneConfig.from_dict(a).to_dict(), BackboneConfig.from_dict(b).to_dict()
+    return [f"{k} {a[k]} != {b[k]}" for k in ARCHITECTURE_FIELDS if a[k] != b[k]]
 
 
 def same_architecture(a: dict, b: dict) -> bool:
-    return all(a.get(k) == b.get(k) for k in ARCHITECTURE_FIELDS)
+    return not architecture_differences(a, b)
 
 
 def resolve_init(spec: str, registry, pretrained=None) -> tuple[str, dict, dict[str, torch.Tensor], str]:

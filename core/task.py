@@ -54,6 +54,10 @@ class Task:
         """``forward(hidden (B, T, d_model), batch)`` -> the logits the objective expects."""
         raise NotImplementedError
 
+    def mask_for(self, cfg: dict) -> str:
+        """The attention mask of a run with these settings: ``mask`` unless a setting changes it."""
+        return self.mask
+
     def prepare_data(self, cfg: dict) -> None:
         """Download, generate and cache what ``build_tokenizer`` and ``build_data`` will read.
 

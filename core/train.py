@@ -99,9 +99,12 @@ def apply_init(module: SuiteModule, cfg: dict, registry, origin_state=None, own_
     if spec:
         kind, backbone, state, origin = (origin_state or runs.resolve_init(str(spec), registry))[:4]
         if not runs.same_architecture(backbone, cfg["backbone"]):
+            differ = runs.architecture_differences(backbone, cfg["backbone"])
+            hint = (f"pass --backbone.preset {backbone.get('preset')}" if backbone.get("preset") != cfg["backbone"].get("preset")
+                    else "pass " + " ".join(f"--backbone.{d.split()[0]} {d.split()[1]}" for d in differ))
             raise SuiteError(
                 f"--init-from {spec}: its backbone is {runs.describe_backbone(backbone)} but this run uses "
-                f"{runs.describe_backbone(cfg['backbone'])}; pass --backbone.preset {backbone.get('preset')}"
+                f"{runs.describe_backbone(cfg['backbone'])} ({'; '.join(differ)}, source != this run); {hint}"
             )
         counts = runs.init_backbone(module, state, origin)
         if own_parts:

@@ -17,6 +17,7 @@ class Batch(TypedDict):
     inputs: torch.Tensor  # (B, T) long token ids, or (B, N, patch_dim) float patch vectors
     padding: NotRequired[torch.Tensor]  # (B, T) bool, True at padding (masked in attention and pooling)
     prefix_len: NotRequired[torch.Tensor]  # (B,) long: tokens seen bidirectionally under the prefix mask
+    positions: NotRequired[torch.Tensor]  # (B, >= T) long: the task's own position numbers (digit significance, board square)
 
 
 class ClassificationBatch(TypedDict):
@@ -30,6 +31,7 @@ class GenerationBatch(TypedDict):
     targets: torch.Tensor  # (B, T) long: the next token at each position, IGNORE where nothing is predicted
     prefix_len: torch.Tensor  # (B,) long: P for every row
     padding: torch.Tensor  # (B, T) bool, True at padding
+    positions: NotRequired[torch.Tensor]  # (B, >= T) long: the task's own position numbers (digit significance, board square)
 
 
 class LanguageModelBatch(TypedDict):

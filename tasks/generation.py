@@ -15,8 +15,12 @@ IGNORE = -100
 
 
 @torch.no_grad()
-def greedy_decode(model, prompt: torch.Tensor, padding: torch.Tensor, max_new: int, eos: int) -> torch.Tensor:
+def greedy_decode(model, prompt: torch.Tensor, padding: torch.Tensor, max_new: int, eos: int,
+                  positions: torch.Tensor | None = None) -> torch.Tensor:
     """Greedy continuation of left-padded prompts (B, P) -> new tokens (B, max_new), EOS-terminated.
+
+    ``positions``: the task's own position numbers (B, >= P + max_new - 1) for the prompt and the
+    tokens to come, when its batches carry them (``batch["positions"]``); the model reads the first T.
 
     Each step re-runs the whole (short) sequence: answers here are a handful of tokens, and one
     full pass keeps the prefix mask exact without a key-value cache.
@@ -26,7 +30,10 @@ def greedy_decode(model, prompt: torch.Tensor, padding: torch.Tensor, max_new: i
     prefix_len = torch.full((B,), P, device=prompt.device)
     done = torch.zeros(B, dtype=torch.bool, device=prompt.device)
     for _ in range(max_new):
-        logits = model({"inputs": seq, "prefix_len": prefix_len, "padding": pad})[:, -1]
+        step = {"inputs": seq, "prefix_len": prefix_len, "padding": pad}
+        if positions is not None:
+            step["positions"] = positions
+        logits = model(step)[:, -1]
         nxt = torch.where(done, torch.full_like(done, eos, dtype=torch.long), logits.argmax(-1))
         seq = torch.cat([seq, nxt[:, None]], 1)
         pad = torch.cat([pad, torch.zeros_like(done)[:, None]], 1)
@@ -70,5 +77,6 @@ class Generation(Objective):
         answer = targets[:, P - 1:]  # the tokens after the prompt, EOS included
         eos = self.tokenizer.EOS
         want = _until_eos(answer.masked_fill(answer == IGNORE, eos), eos)
-        got = _until_eos(greedy_decode(model, batch["inputs"][:, :P], batch["padding"][:, :P], want.shape[1], eos), eos)
+        got = _until_eos(greedy_decode(model, batch["inputs"][:, :P], batch["padding"][:, :P], want.shape[1], eos,
+                                      batch.get("positions")), eos)
         m["exact_match"].update((got == want).all(1).float())

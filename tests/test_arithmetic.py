@@ -20,7 +20,7 @@ def data(**overrides):
 
 
 def texts(tok, ds):
-    return {tok.decode(p) for p, _ in ds}
+    return {tok.decode(p) for p, *_ in ds}
 
 
 def test_held_out_problems_never_appear_in_training():
@@ -69,5 +69,37 @@ def test_bad_ops_setting_is_rejected():
 
 def test_batches_and_tokenizer_keep_the_plugin_contract():
     batches = testing.check_batches("arithmetic", {"data.val_size": 32, "data.test_size": 32})
-    assert set(batches) == {"train", "val", "test", "test_add3", "test_long"}
+    assert set(batches) == {"train", "val", "test", "test_add3", "test_long", "test_xlong"}
     assert testing.roundtrip_tokenizer("arithmetic").alphabet == "0123456789+-*="
+
+
+def test_abacus_positions_number_digits_by_significance():
+    tok, R = ar.make_tokenizer(), ar.ABACUS_REGION
+    prompt, answer, ids = ar.encode(tok, "12+345=", "753", True, scale=[1, 4, 9, 10, 12], region=R)
+    # units 1, tens 4, hundreds 9 in each operand's region; "=" predicts the units; then 4, 9, ...
+    assert ids == [4, 1, 0, R + 9, R + 4, R + 1, 2 * R + 1, 2 * R + 4, 2 * R + 9, 2 * R + 10, 2 * R + 12]
+    batch = ar.collate([(prompt, answer, ids), ar.encode(tok, "1+1=", "2", True, ar.scale_of(5, 0), R)], room=3)
+    T = batch["inputs"].shape[1]
+    assert batch["positions"].shape == (2, T + 3)
+    # left padding is 0; the shorter problem counts 1, 2, 3 and repeats its last number
+    assert batch["positions"][1].tolist() == [0, 0, 0, 1, 0, R + 1, 2 * R + 1, 2 * R + 2, 2 * R + 3, 2 * R + 4] + [2 * R + 5] * 4
+
+
+def test_abacus_data_trains_on_random_numberings_and_evaluates_on_1_2_3():
+    tok, splits, cfg = data(**{"data.position_ids": "abacus", "data.position_spread": 20})
+    R = ar.position_settings(cfg["data"])[2]
+    units = [ids[p.index(tok.encode("=")[0]) - 1] - R for p, _, ids in itertools.islice(splits["train"], 300)]
+    assert len(set(units)) > 5 and min(units) >= 1 and max(units) <= 20  # b's units: random numbers up to the spread
+    assert all(ids[len(p) - 2] == R + 1 for p, _, ids in splits["test_xlong"])  # evaluation: units numbered 1
+    from suite.module import SuiteModule
+
+    model = SuiteModule(get_registry().task("arithmetic"), tok, cfg).eval()
+    with torch.no_grad():
+        answer = model.task.predict(model, "123456+654321", {})
+    assert isinstance(answer, str) and len(answer) <= 6 + 6 + 2  # untrained: any characters, decoded to the end
+    with pytest.raises(suite.SuiteError, match="answer digits"):
+        model.task.predict(model, "1" * 70 + "*9", {})
+    with pytest.raises(suite.SuiteError, match="max_len >= 300"):
+        data(**{"data.position_ids": "abacus", "data.position_spread": 99, "backbone.preset": "tiny"})
+    splits = data(**{"data.test_lengths": [12], "data.test_size": 20})[1]
+    assert {len(p.split("+")[0].split("-")[0]) for p in texts(tok, splits["test_d12"])} == {12}

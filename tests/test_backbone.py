@@ -99,3 +99,46 @@ def test_public_api_exports_the_plugin_building_blocks():
     for name in ("hookimpl", "Task", "WeightSource", "Tokenizer", "EmbeddingAdapter", "ClassifierHead",
                  "TokenHead", "Classification", "Generation", "SuiteError"):
         assert hasattr(suite, name), name
+
+
+def test_rotary_attention_depends_only_on_relative_positions():
+    m, x = backbone(positions="rotary"), torch.randn(2, 6, 32)
+    for block in m.blocks:  # sharp attention, so that positions matter
+        torch.nn.init.normal_(block.attn.qkv.weight, std=0.5)
+    at = torch.arange(6)[None].expand(2, 6)
+    shifted = m(x, "causal", positions=at + 17)
+    assert torch.allclose(m(x, "causal", positions=at), shifted, atol=1e-5)
+    assert torch.allclose(m(x, "causal"), shifted, atol=1e-5)  # default numbering 0..T-1
+    assert not torch.allclose(m(x, "causal", positions=at.flip(1)), shifted, atol=1e-3)
+
+
+def test_task_positions_index_the_learned_table():
+    m, x = backbone(), torch.randn(1, 5, 32)
+    assert torch.allclose(m(x, positions=torch.arange(5)[None]), m(x))
+    assert not torch.allclose(m(x, positions=torch.tensor([[3, 3, 0, 1, 9]])), m(x))
+    with pytest.raises(ValueError, match="positions for 4 tokens"):
+        m(x, positions=torch.arange(4)[None])
+    with pytest.raises(ValueError, match="max_len 32"):
+        m(x, positions=torch.tensor([[0, 1, 2, 3, 40]]))
+
+
+def test_position_options_share_their_state_dict_keys():
+    keys = {kind: set(backbone(positions=kind).state_dict()) for kind in ("learned", "rotary", "none")}
+    assert keys["rotary"] == keys["none"] == keys["learned"] - {"pos_emb"}
+    # without a learned table a sequence may exceed max_len
+    assert backbone(positions="rotary")(torch.randn(1, 40, 32)).shape == (1, 40, 32)
+    with pytest.raises(ValueError, match="learned, rotary, none"):
+        backbone(positions="alibi")
+
+
+def test_init_from_another_position_option_says_which_setting_differs():
+    from suite import train
+    from suite.config import expand_preset
+
+    cfg = expand_preset({"backbone": {"preset": "tiny"}, "init": {"from": "somewhere"}}, None)
+    source = {**cfg["backbone"], "positions": "rotary"}
+    with pytest.raises(suite.SuiteError, match="positions rotary != learned.*--backbone.positions rotary"):
+        train.apply_init(None, cfg, None, origin_state=("run", source, {}, "run somewhere"))
+    # configs written before rope_base existed still match
+    old = {k: v for k, v in cfg["backbone"].items() if k != "rope_base"}
+    assert suite.runs.same_architecture(old, cfg["backbone"])

@@ -14,7 +14,7 @@ def test_train_writes_a_complete_run_directory(arith_run):
         assert (arith_run / path).is_file(), path
     m = metrics(arith_run)
     assert m["step"] == 30 and m["primary"] == "exact_match"
-    assert set(m["splits"]) == {"val", "test", "test_add3", "test_long"}
+    assert set(m["splits"]) == {"val", "test", "test_add3", "test_long", "test_xlong"}
     assert [h["step"] for h in m["history"]] == [15, 30]  # no sanity-check validation at step 0
     # checkpoints/best.ckpt holds the best validation check; its metrics are recorded when it is not the last step
     assert (arith_run / "checkpoints/best.ckpt").is_file() and m["best"]["step"] in (15, 30)

@@ -44,7 +44,7 @@ class Runner:
         task = self.registry.task(task_name)
         evals = int(evals or self.exp.get("evals", 4))
         overrides = {
-            "backbone.preset": self.exp["preset"], "seed": seed, "trainer.max_steps": steps,
+            "backbone.preset": self.exp["preset"], "backbone.positions": self.exp.get("positions", "learned"), "seed": seed, "trainer.max_steps": steps,
             "trainer.val_check_interval": max(1, steps // evals),
             "run.checkpoint_every": steps, **self.exp.get("overrides", {}),
             # the plugin's own settings for this profile, then the profile's for this task

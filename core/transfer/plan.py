@@ -25,6 +25,7 @@ MEASURES = ("gain", "effective-data", "auc")
 DEFAULTS = {
     "profile": "custom",
     "preset": None,
+    "positions": "learned",   # backbone.positions of every task run, so that every backbone loads into every task
     "sources": None,          # tasks and weight sources, or "all"
     "targets": None,          # tasks, or "all"
     "freeze": ["none"],

@@ -3,8 +3,17 @@
 Problems are generated: addition, subtraction and multiplication of non-negative integers with a
 configurable number of digits; answers may be written reversed (least significant digit first),
 which makes carrying learnable left to right. A problem's split is fixed by a hash of its text,
-so no held-out problem is ever trained on; "test_long" has operands longer than any in training
-and measures length generalisation.
+so no held-out problem is ever trained on; "test_long" (4-5 digits) and "test_xlong" (6-10) have
+operands longer than any in training and measure length generalisation.
+
+Positions (``data.position_ids``): ``sequence`` numbers tokens 0, 1, 2, ... as any task does;
+``abacus`` numbers every digit by its significance within its number (McLeish et al. 2024,
+"Transformers Can Do Arithmetic with the Right Embeddings"), in three regions: the first
+operand's digits, the second's, and the tokens that predict the answer's digits. Digits to be
+added then sit a fixed distance apart in position, however long the operands. In training the
+significances 1, 2, 3, ... are numbered by a sorted random choice of numbers up to
+``data.position_spread`` instead of 1, 2, 3 (randomised positions, Ruoss et al. 2023), so that
+the distances between the digits of longer operands are trained too; evaluation numbers them 1, 2, 3.
 """
 from __future__ import annotations
 
@@ -39,8 +48,53 @@ def sample_problem(rng: random.Random, ops: str, digits: tuple[int, int]) -> tup
     return f"{a}{op}{b}=", str(OPS[op](a, b))
 
 
-def encode(tokenizer, problem: str, answer: str, reverse: bool) -> tuple[list[int], list[int]]:
-    return tokenizer.encode(problem), tokenizer.encode(answer[::-1] if reverse else answer) + [tokenizer.EOS]
+DECODE_ROOM = 32  # answer positions numbered beyond the longest answer in a batch (free decoding)
+ABACUS_REGION = 64  # the fewest position numbers per region
+
+
+def abacus_ids(problem: str, scale: list[int], region: int) -> list[int]:
+    """Position numbers of "A op B=" and of the answer tokens to come. ``scale[s - 1]`` numbers
+    significance s (1 = units): a digit of the first operand carries it, of the second region plus
+    it, the token that predicts the answer's digit s ("=" for the units, then each answer token)
+    2 * region plus it; the operator 0. One number per ``scale`` entry after the operands."""
+    a, op, b = PROBLEM.match(problem).group(1, 2, 3)
+    return ([scale[len(a) - 1 - i] for i in range(len(a))] + [0]
+            + [region + scale[len(b) - 1 - i] for i in range(len(b))] + [2 * region + n for n in scale])
+
+
+def encode(tokenizer, problem: str, answer: str, reverse: bool, scale: list[int] | None = None,
+           region: int = ABACUS_REGION) -> tuple:
+    """(prompt ids, answer ids + EOS), and with abacus positions (``scale`` given) the position
+    numbers of the prompt and the answer as a third element."""
+    out = tokenizer.encode(problem), tokenizer.encode(answer[::-1] if reverse else answer) + [tokenizer.EOS]
+    return out if scale is None else (*out, abacus_ids(problem, scale, region))
+
+
+def digit_ranges(d: dict) -> dict[str, tuple[int, int]]:
+    """Operand lengths of every split: training's, test_long, test_xlong and test_d<N>."""
+    out = {"train": (int(d["min_digits"]), int(d["max_digits"])), "test_long": tuple(int(n) for n in d["long_digits"])}
+    if d.get("xlong_digits"):
+        out["test_xlong"] = tuple(int(n) for n in d["xlong_digits"])
+    out.update({f"test_d{n}": (int(n), int(n)) for n in d.get("test_lengths") or ()})
+    return out
+
+
+def position_settings(d: dict) -> tuple[bool, int, int]:
+    """(abacus?, the spread of training's random numbering, numbers per region) from the data
+    settings; runs made before positions were a setting number tokens in sequence."""
+    kind = d.get("position_ids", "sequence")
+    if kind not in ("sequence", "abacus"):
+        raise suite.SuiteError(f"data.position_ids must be sequence or abacus, not {kind!r}")
+    spread = int(d.get("position_spread", 0))
+    longest = max(n for r in digit_ranges(d).values() for n in r)
+    return kind == "abacus", spread, max(ABACUS_REGION, spread + 1, 2 * longest + 4 + DECODE_ROOM)
+
+
+def scale_of(significances: int, spread: int, rng: random.Random | None = None) -> list[int]:
+    """Numbers for significances 1..n: 1..n, or with ``rng`` a sorted random choice from 1..spread."""
+    if rng is None or spread <= significances:
+        return list(range(1, significances + 1))
+    return sorted(rng.sample(range(1, spread + 1), significances))
 
 
 class TrainStream(suite.Stream):
@@ -55,10 +109,12 @@ class TrainStream(suite.Stream):
 
     def samples(self, indices, generator):
         rng, d, out = random.Random(generator.initial_seed()), self.data, []
+        abacus, spread, region = position_settings(d)
         while len(out) < len(indices):
             problem, answer = sample_problem(rng, d["ops"], (d["min_digits"], d["max_digits"]))
             if split_of(problem, d["holdout_percent"]) == "train":
-                out.append(encode(self.tokenizer, problem, answer, d["reverse"]))
+                scale = scale_of(len(problem) + 1, spread, rng) if abacus else None
+                out.append(encode(self.tokenizer, problem, answer, d["reverse"], scale, region))
         return out
 
 
@@ -73,7 +129,9 @@ class FixedSet(Dataset):
             problem, answer = sample_problem(rng, ops, digits)
             if split is None or split_of(problem, data["holdout_percent"]) == split:
                 seen[problem] = answer
-        self.items = [encode(tokenizer, p, a, data["reverse"]) for p, a in seen.items()]
+        abacus, _, region = position_settings(data)  # evaluation: significances numbered 1, 2, 3, ...
+        self.items = [encode(tokenizer, p, a, data["reverse"], scale_of(len(p) + 1 + DECODE_ROOM, 0) if abacus else None, region)
+                      for p, a in seen.items()]
 
     def __len__(self):
         return len(self.items)
@@ -82,16 +140,23 @@ class FixedSet(Dataset):
         return self.items[i]
 
 
-def collate(samples: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
-    """Left-pad prompts so every answer starts at the same position P; right-pad answers."""
+def collate(samples: list[tuple], room: int = DECODE_ROOM) -> dict[str, torch.Tensor]:
+    """Left-pad prompts so every answer starts at the same position P; right-pad answers.
+
+    Samples with abacus position numbers (a third element) give ``positions`` as well, ``room``
+    further than the batch's answers (a sample's last number repeated where it has none)."""
     PAD, IGNORE = suite.CharTokenizer.PAD, suite.IGNORE
-    P = max(len(p) for p, _ in samples)
-    A = max(len(a) for _, a in samples)
-    inputs = torch.tensor([[PAD] * (P - len(p)) + p + a + [PAD] * (A - len(a)) for p, a in samples])
+    P = max(len(s[0]) for s in samples)
+    A = max(len(s[1]) for s in samples)
+    inputs = torch.tensor([[PAD] * (P - len(p)) + p + a + [PAD] * (A - len(a)) for p, a, *_ in samples])
     # Position t predicts token t + 1: the answer and its EOS are predicted from P - 1 on.
-    targets = torch.tensor([[IGNORE] * (P - 1) + a + [IGNORE] * (A - len(a) + 1) for _, a in samples])
-    return {"inputs": inputs, "targets": targets, "padding": inputs == PAD,
-            "prefix_len": torch.full((len(samples),), P, dtype=torch.long)}
+    targets = torch.tensor([[IGNORE] * (P - 1) + a + [IGNORE] * (A - len(a) + 1) for _, a, *_ in samples])
+    batch = {"inputs": inputs, "targets": targets, "padding": inputs == PAD,
+             "prefix_len": torch.full((len(samples),), P, dtype=torch.long)}
+    if len(samples[0]) > 2:
+        width = P + A + room
+        batch["positions"] = torch.tensor([([0] * (P - len(p)) + ids + [ids[-1]] * width)[:width] for p, _, ids in samples])
+    return batch
 
 
 # -- the task ---------------------------------------------------------------------------------
@@ -117,16 +182,22 @@ class ArithmeticTask(suite.Task):
         bad = set(d["ops"]) - set(OPS)
         if bad or not d["ops"]:
             raise suite.SuiteError(f"data.ops must be made of + - *, not {d['ops']!r}")
-        digits = (int(d["min_digits"]), int(d["max_digits"]))
-        long = tuple(int(n) for n in d["long_digits"])
-        return {
+        ranges = digit_ranges(d)
+        abacus, _, region = position_settings(d)
+        need = 3 * region
+        if abacus and cfg["backbone"].get("positions") == "learned" and cfg["backbone"]["max_len"] < need:
+            raise suite.SuiteError(f"data.position_ids abacus with learned positions needs backbone.max_len >= {need} "
+                                   f"for these operand lengths, not {cfg['backbone']['max_len']}")
+        splits = {
             "train": TrainStream(tokenizer, d, seed),
-            "val": FixedSet(tokenizer, d, "val", d["val_size"], 1, d["ops"], digits),
-            "test": FixedSet(tokenizer, d, "test", d["test_size"], 2, d["ops"], digits),
+            "val": FixedSet(tokenizer, d, "val", d["val_size"], 1, d["ops"], ranges["train"]),
+            "test": FixedSet(tokenizer, d, "test", d["test_size"], 2, d["ops"], ranges["train"]),
             "test_add3": FixedSet(tokenizer, d, "test", d["test_size"], 3, "+", (3, 3)),
-            # Longer operands than training ever saw: all of them are held out by construction.
-            "test_long": FixedSet(tokenizer, d, None, d["test_size"], 4, d["ops"], long),
         }
+        # Longer operands than training ever saw: all of them are held out by construction.
+        for seed_, name in enumerate((n for n in ranges if n != "train"), start=4):
+            splits[name] = FixedSet(tokenizer, d, None, d["test_size"], seed_, d["ops"], ranges[name])
+        return splits
 
     def collate(self, samples):
         return collate(samples)
@@ -136,13 +207,18 @@ class ArithmeticTask(suite.Task):
         if not m:
             raise suite.SuiteError(f"{text!r} is not a problem of the form A+B, A-B or A*B with non-negative integers")
         problem = f"{m[1]}{m[2]}{m[3]}="
-        reverse = model.cfg["data"]["reverse"]
-        batch = collate([encode(model.tokenizer, problem, "", reverse)])
+        d = model.cfg["data"]
+        abacus, _, region = position_settings(d)
         max_new = int(options.get("max_tokens", len(m[1]) + len(m[3]) + 2))
+        if abacus and max_new + 2 >= region:
+            raise suite.SuiteError(f"this run numbers up to {region - 3} answer digits by significance; {problem} may need {max_new}")
+        batch = collate([encode(model.tokenizer, problem, "", d["reverse"], scale_of(max_new + 2, 0) if abacus else None, region)],
+                        room=max_new)
         P = int(batch["prefix_len"][0])
-        out = suite.greedy_decode(model, batch["inputs"][:, :P], batch["padding"][:, :P], max_new, model.tokenizer.EOS)
+        out = suite.greedy_decode(model, batch["inputs"][:, :P], batch["padding"][:, :P], max_new, model.tokenizer.EOS,
+                                  batch.get("positions"))
         answer = model.tokenizer.decode(out[0].tolist()[: (out[0] == model.tokenizer.EOS).int().argmax() or None])
-        return answer[::-1] if reverse else answer
+        return answer[::-1] if d["reverse"] else answer
 
 
 @suite.hookimpl
