@@ -8,6 +8,7 @@ and measures length generalisation.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 
@@ -94,6 +95,33 @@ def collate(samples: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tenso
             "prefix_len": torch.full((len(samples),), P, dtype=torch.long)}
 
 
+# -- settings -----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class ArithmeticData(suite.DataSettings):
+    """data: generated problems; a problem's split is fixed by a hash of its text"""
+
+    ops: str = "+-"
+    """the operations, any of + - *"""
+    min_digits: int = 1
+    """shortest operand in training, val and test"""
+    max_digits: int = 3
+    """longest operand in training, val and test"""
+    long_digits: list[int] = dataclasses.field(default_factory=lambda: [4, 5])
+    """operand lengths of the test_long split (length generalisation)"""
+    reverse: bool = True
+    """write answers least significant digit first"""
+    holdout_percent: int = 10
+    """problems held out of training (by hash of the text), half val, half test"""
+    epoch_size: int = 1000000
+    """training problems per epoch (they are generated: an epoch is a count)"""
+    val_size: int = 1000
+    """validation problems"""
+    test_size: int = 2000
+    """problems in each test split"""
+    batch_size: int = 128
+    """training samples per optimiser step (per device)"""
+
+
 # -- the task ---------------------------------------------------------------------------------
 class ArithmeticTask(suite.Task):
     name = "arithmetic"
@@ -102,6 +130,7 @@ class ArithmeticTask(suite.Task):
     objective = suite.Generation
     mask = "prefix"
     tokenizer_class = suite.CharTokenizer
+    settings = {"data": ArithmeticData}
 
     def build_tokenizer(self, cfg):
         return make_tokenizer()
