@@ -17,6 +17,7 @@ from .heads import ClassifierHead, TokenHead, pool
 from .hookspecs import hookimpl
 from .registry import get_registry
 from .runs import load_run
+from .settings import DataSettings
 from .task import ClassificationTask, Pretrained, Task, WeightSource
 from .tokenizer import CharTokenizer, Tokenizer
 from suite.tasks import IGNORE, Classification, Generation, Objective, greedy_decode, top_classes
@@ -36,4 +37,6 @@ __all__ = [
     # added with the plugin authors' kit (docs/plugins.md)
     "ClassificationTask", "hash_split", "hash_bucket", "complete_splits", "PatchSet", "FREEZE_MODES", "freeze_backbone",
     "Batch", "ClassificationBatch", "GenerationBatch", "LanguageModelBatch", "ChoiceBatch",
+    # added with typed settings (Task.settings, docs/settings.md)
+    "DataSettings",
 ]

@@ -35,7 +35,7 @@ def cmd_train(args, extra) -> int:
     from . import runs, train
 
     registry = get_registry()
-    overrides = config_mod.parse_overrides(extra)
+    overrides = {}  # the options of `suite train` that are settings; --section.key VALUE are in `extra`
     if args.init_from is not None:
         overrides["init.from"] = args.init_from
     if args.freeze is not None:
@@ -47,15 +47,18 @@ def cmd_train(args, extra) -> int:
     if args.logger is not None:
         overrides["run.logger"] = args.logger
     if args.resume:
-        cfg = config_mod.apply_overrides(runs.read_config(Path(args.resume)), overrides)
-        task = registry.task(cfg["task"])
+        saved = runs.read_config(Path(args.resume))
+        task = registry.task(saved["task"])
         if args.task and args.task != task.name:
             raise SuiteError(f"--resume {args.resume} is a run of task {task.name!r}, not {args.task!r}")
+        cfg = config_mod.parse(task, config_mod.merge(saved, config_mod.nest(overrides)), extra,
+                               origin=f"{args.resume}/config.yaml", unknown="warn")
+        cfg["task"] = task.name
     else:
         if not args.task:
             raise SuiteError("give --task NAME (see `suite tasks`) or --resume RUN_DIR")
         task = registry.task(args.task)
-        cfg = train.resolve_for_train(task, registry, config_file=args.config, overrides=overrides)
+        cfg = train.resolve_for_train(task, registry, config_file=args.config, overrides=overrides, args=extra)
     logger_names(cfg["run"].get("logger"))  # an unknown logger or a missing package: an error before any work
     if args.print_config:
         if not args.resume:
@@ -169,8 +172,9 @@ def cmd_tasks(args, extra) -> int:
     return 0
 
 
-def build_parser(registry, help_task=None) -> argparse.ArgumentParser:
-    """The command line; ``help_task``: the task whose settings `suite train --task T --help` lists."""
+def build_parser(registry, train_help: str = "") -> argparse.ArgumentParser:
+    """The command line; ``train_help``: the settings `suite train [--task T] --help` lists
+    (config.settings_help, made only when that help is asked for: it imports Lightning)."""
     parser = argparse.ArgumentParser(
         prog="suite", description="One Transformer backbone, many domains.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -181,7 +185,7 @@ def build_parser(registry, help_task=None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a task; writes a run directory",
                        description="Train a task. Unlisted options --section.key VALUE override the config.",
-                       epilog=config_mod.settings_help(help_task), formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=train_help, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", help="task name (see `suite tasks`)")
     p.add_argument("--config", help="a YAML file merged over the task's defaults")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
@@ -293,14 +297,14 @@ def split_global_options(argv: list[str]) -> tuple[list[str], list[str]]:
     return [n.strip() for names in known.disable_plugin for n in names.split(",") if n.strip()], rest
 
 
-def help_task(argv: list[str], registry):
-    """The task of `suite train --task T --help`, whose settings the help lists; None otherwise."""
+def train_help(argv: list[str], registry) -> str:
+    """For `suite train [--task T] --help`: the settings it lists (T's included); "" otherwise."""
     if not argv or argv[0] != "train" or not {"-h", "--help"} & set(argv):
-        return None
+        return ""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--task")
     name = pre.parse_known_args(argv[1:])[0].task
-    return registry.task(name) if name else None
+    return config_mod.settings_help(registry.task(name) if name else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise SuiteError(f"--disable-plugin {unknown[0]}: no plugin of that name; plugins: "
                              f"{', '.join(sorted(registry.known))} (see `suite plugins`)")
-        parser = build_parser(registry, help_task(argv, registry))
+        parser = build_parser(registry, train_help(argv, registry))
         args, extra = parser.parse_known_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()

@@ -94,7 +94,7 @@ def read_config(run_dir: Path) -> dict:
     else:
         cfg = config_mod.load_yaml(run_dir / "config.yaml")
     # settings added since the run was made take their defaults (run directories keep loading)
-    return config_mod.merge(config_mod.load_yaml(config_mod.configs_dir().joinpath("defaults.yaml")), cfg)
+    return config_mod.complete(cfg, str(run_dir))
 
 
 def read_parts(run_dir: Path, parts=PARTS) -> dict[str, dict[str, torch.Tensor]]:
@@ -121,6 +121,7 @@ def load_run(run_dir, registry, *, weights: bool = True):
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
     task = registry.task(cfg.get("task"))
+    cfg = config_mod.merge(config_mod.declared(task), cfg)  # the task's settings added since the run
     try:
         tokenizer = task.load_tokenizer(read_tokenizer_state(run_dir))
     except (ValueError, TypeError) as e:

@@ -20,9 +20,11 @@ class Task:
 
     Subclass it, set the class attributes and implement the ``build_*`` methods; register an
     instance from a ``suite_register_tasks`` hook. Settings arrive as the resolved config dict
-    ``cfg`` (``cfg["data"]``, ``cfg["model"]``, ``cfg["seed"]``, ...). A task's own settings come
-    from ``defaults`` and from ``config_file``, a YAML file in the plugin package; the user
-    overrides them with ``--data.KEY VALUE``. docs/plugins.md describes every method.
+    ``cfg`` (``cfg["data"]``, ``cfg["model"]``, ``cfg["seed"]``, ...). A task declares its own
+    settings with ``settings``, typed dataclasses (``suite train --task T --help`` shows their
+    types and docstrings), and/or untyped with ``defaults`` and ``config_file``, a YAML file in
+    the plugin package; the user overrides them with ``--data.KEY VALUE``. docs/plugins.md
+    describes every method.
     """
 
     name: str = ""
@@ -31,6 +33,11 @@ class Task:
     objective: type = None  # a class from suite.tasks
     mask: str = "bidirectional"  # causal | bidirectional | prefix
     tokenizer_class: type[Tokenizer] = Tokenizer
+    # Typed settings: {section: dataclass}, e.g. {"data": MyData, "model": MyModel}; each field has
+    # a type, a default and a docstring (the help). A `data` class may subclass suite.DataSettings
+    # to change a shared default (batch_size). Sections stay plain dicts in `cfg`.
+    settings: dict[str, type] = {}
+    # Untyped settings, {section: {key: value}}: typed by their values (an int takes numbers).
     defaults: dict[str, Any] = {}
     # A YAML file next to the module that defines the task (shipped as package data): task
     # settings as configs/tasks/<task>.yaml gives a built-in task, and under ``transfer:`` the

@@ -315,5 +315,5 @@ def predict(run_dir: Path, text: str, options: dict, registry) -> str:
         return task.predict(module, text, options)
 
 
-def resolve_for_train(task, registry, *, config_file=None, overrides=None) -> dict:
-    return config_mod.resolve(task, config_file=config_file, overrides=overrides, presets=registry.all_presets())
+def resolve_for_train(task, registry, *, config_file=None, overrides=None, args=()) -> dict:
+    return config_mod.resolve(task, config_file=config_file, overrides=overrides, presets=registry.all_presets(), args=args)

@@ -87,6 +87,8 @@ def test_init_from_a_run_of_another_preset_is_a_clear_error(arith_run, tmp_path,
     (["train", "--task", "arithmetic", "--init-from", "no-such-thing"], "not a run directory and not a weight source"),
     (["eval", "/nonexistent/run"], "not a run directory"),
     (["train", "--task", "arithmetic", "--data.ops", "/"], "data.ops must be made of"),
+    (["train", "--task", "vision", "--optim.lr", "abc"], "suite: error: optim.lr: 'abc' is not a float"),
+    (["train", "--task", "vision", "--data.batchsize", "8"], "did you mean --data.batch_size?"),
 ])
 def test_bad_input_is_one_line_and_non_zero(tmp_path, args, message, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -111,11 +113,14 @@ def test_train_help_lists_the_shared_settings_and_the_tasks_own(capsys):
     with pytest.raises(SystemExit):
         suite_main(capsys, "train", "--help")
     out = capsys.readouterr().out
-    assert "lr: 1.0e-3" in out and "logger: csv" in out and "--task T --help adds the settings" in out
+    assert "--optim.lr LR         peak learning rate (type: float, default: 0.001)" in out
+    assert "--run.logger" in out and "--trainer.max_steps" in out and "--task T --help adds the settings" in out
+    assert "--data.ops" not in out
     with pytest.raises(SystemExit):
         suite_main(capsys, "train", "--task", "arithmetic", "--help")
     out = capsys.readouterr().out
-    assert "settings of task arithmetic (arithmetic.yaml)" in out
-    assert "long_digits: [4, 5]   # operand lengths of the test_long split" in out
+    assert "settings of a run of task arithmetic" in out
+    assert "operand lengths of the test_long split" in out and "(type: list[int], default: [4, 5])" in out
+    assert "default: small" in out and "(type: int, default: 128)" in out  # the task's own defaults
     code, _, err = suite_main(capsys, "train", "--task", "nope", "--help")
     assert code == 2 and "unknown task 'nope'" in err

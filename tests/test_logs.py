@@ -64,17 +64,25 @@ def test_a_logger_whose_package_is_missing_names_the_extra(monkeypatch):
     assert loggers.logger_names("csv,tensorboard,csv") == ["csv", "tensorboard"]
 
 
-def test_a_run_directory_from_before_the_loggers_still_resumes_with_one(arith_run, tmp_path, capsys):
+def test_a_run_directory_of_an_older_version_loads_for_resume_eval_predict_and_init_from(arith_run, tmp_path, capsys):
     old = tmp_path / "old"
     shutil.copytree(arith_run, old)
     cfg = yaml.safe_load((old / "config.yaml").read_text())
-    del cfg["run"]["logger"]  # as written before --logger existed
+    del cfg["run"]["logger"], cfg["data"]["epoch_size"]  # settings added since the run was made
+    cfg["optim"]["old_knob"], cfg["data"]["gone"] = 1, 2  # settings a later version dropped
     (old / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     assert runs.read_config(old)["run"]["logger"] == "csv"
     code, _, err = suite_main(capsys, "train", "--resume", old, "--trainer.max_steps", 32, "--logger", "tensorboard",
                               "--no-progress")
     assert code == 0, err
+    assert "optim.old_knob is no longer a setting; ignored" in err and "data.gone is no longer a setting" in err
     assert metrics(old)["step"] == 32 and list((old / "logs").glob("events.out.tfevents.*"))
+    (old / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))  # the old file again
+    for args in (["predict", old, "12+3"], ["eval", old, "--no-progress"],
+                 ["train", "--task", "arithmetic", "--init-from", old, "--backbone.preset", "tiny", "--print-config"]):
+        code, out, err = suite_main(capsys, *args)
+        assert code == 0 and out, err
+    assert yaml.safe_load(out)["init"]["from"] == str(old)
 
 
 def _fake_run(root, task, name, mtime, **files):

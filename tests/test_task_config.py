@@ -1,13 +1,15 @@
 """A plugin ships its task's settings: Task.config_file, a YAML file in the plugin package, gives
 the task's defaults (shown by --print-config like a built-in task's) and, under `transfer:`, its
 settings in each `suite transfer` profile."""
+import dataclasses
 import sys
 import textwrap
 
 import pytest
 import yaml
 
-from suite import config, registry
+import suite
+from suite import config, registry, testing
 
 from conftest import suite_main
 
@@ -85,3 +87,40 @@ def test_a_missing_or_malformed_settings_file_is_one_clear_error(echo, capsys):
     code, _, err = suite_main(capsys, "train", "--task", "echo", "--print-config")
     assert code == 2 and "echo.yaml: the config file of task 'echo' (Task.config_file) is missing" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@dataclasses.dataclass
+class TypedData(suite.DataSettings):
+    """data: strings to echo"""
+
+    size: int = 10
+    """strings generated"""
+    batch_size: int = 16
+
+
+class TypedEcho(suite.ClassificationTask):
+    name = "typed-echo"
+    domain = "test"
+    class_names = ["no", "yes"]
+    settings = {"data": TypedData}
+    defaults = {"data": {"size": 20, "alphabet": "xy"}}  # untyped settings keep working beside typed ones
+
+
+class TypedPlugin:
+    @suite.hookimpl
+    def suite_register_tasks(self, register):
+        register(TypedEcho())
+
+
+def test_a_plugin_declares_typed_settings_with_help(capsys):
+    with testing.registered(TypedPlugin()):
+        with pytest.raises(SystemExit):
+            suite_main(capsys, "train", "--task", "typed-echo", "--help")
+        out = capsys.readouterr().out
+        assert "data: strings to echo" in out and "strings generated (type: int, default: 20)" in out
+        code, out, err = suite_main(capsys, "train", "--task", "typed-echo", "--data.alphabet", "ab", "--print-config")
+        assert code == 0, err
+        assert yaml.safe_load(out)["data"] == {"batch_size": 16, "eval_batch_size": 256, "num_workers": 0,
+                                               "size": 20, "alphabet": "ab"}  # a plain dict, as tasks read it
+        code, _, err = suite_main(capsys, "train", "--task", "typed-echo", "--data.size", "many", "--print-config")
+        assert code == 2 and err.strip() == "suite: error: data.size: 'many' is not an integer"

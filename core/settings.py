@@ -1,0 +1,98 @@
+"""The shared settings sections, typed: one dataclass per section, a docstring per field.
+
+`suite train --help` shows these (core/config.py builds the jsonargparse parser from them). A task
+adds its own sections with ``Task.settings`` (``{"data": MyData, "model": MyModel}``), dataclasses
+written the same way; its ``data`` class may subclass :class:`DataSettings` to change a shared
+default such as ``batch_size``. The ``trainer`` section is typed from ``lightning.Trainer``'s
+signature; our defaults for it are in configs/defaults.yaml.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional, get_type_hints
+
+from .backbone import BackboneConfig
+from .freeze import FREEZE_MODES
+
+SEED_HELP = "seeds the model's initialisation and every data stream"
+
+
+@dataclass
+class BackboneSettings:
+    """backbone: the shared Transformer; a preset names its architecture, a field set here wins over it"""
+
+    preset: str = "tiny"
+    """a backbone preset: tiny, small, base (configs/backbone/) or one a plugin adds"""
+
+
+# Every BackboneConfig field may be set under `backbone`; unset (null), it comes from the preset.
+BACKBONE_FIELDS = {name: Optional[tp] for name, tp in get_type_hints(BackboneConfig).items()}
+
+
+@dataclass
+class DataSettings:
+    """data: the task's data; a task adds its own fields (Task.settings["data"])"""
+
+    batch_size: int = 64
+    """training samples per optimiser step (per device)"""
+    eval_batch_size: int = 256
+    """samples per batch in validation and test"""
+    num_workers: int = 0
+    """DataLoader worker processes (0: load in the training process)"""
+
+
+@dataclass
+class OptimSettings:
+    """optim: AdamW with a warmup and a learning-rate schedule"""
+
+    lr: float = 1.0e-3
+    """peak learning rate"""
+    weight_decay: float = 0.01
+    """AdamW weight decay (not on norms, biases and embeddings)"""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    """AdamW betas"""
+    warmup_steps: int = 100
+    """steps of linear warmup from 0 to lr"""
+    schedule: Literal["cosine", "constant"] = "cosine"
+    """after warmup: cosine decay to min_lr_ratio * lr, or constant"""
+    min_lr_ratio: float = 0.1
+    """the cosine schedule's final learning rate, as a fraction of lr"""
+
+
+@dataclass
+class InitSettings:
+    """init: where the backbone's first weights come from"""
+
+    from_: Optional[str] = None
+    """--init-from: a run directory, an export or a weight source (`suite plugins` lists them)"""
+    freeze: Literal[FREEZE_MODES] = "none"  # type: ignore[valid-type]
+    """--freeze: none, backbone, or fpt (train only the norms and positions of the backbone)"""
+
+
+@dataclass
+class RunSettings:
+    """run: where a run is written and how it uses the machine"""
+
+    root: str = "runs"
+    """run directories go to <root>/<task>/<timestamp>"""
+    name: Optional[str] = None
+    """a fixed name instead of the timestamp"""
+    checkpoint_every: int = 500
+    """steps between resumable checkpoints (checkpoints/last.ckpt, written atomically)"""
+    threads: Optional[int] = None
+    """--threads: torch CPU threads per process; null: the cores this process may use / processes per machine"""
+    matmul_precision: Literal["highest", "high", "medium"] = "highest"
+    """float32 matmuls: highest (exact), high (TF32 on GPUs that have it), medium (bfloat16)"""
+    logger: str = "csv"
+    """--logger: csv, tensorboard, wandb, mlflow; several as csv,tensorboard (logs/ of the run)"""
+    compile: bool | str = False
+    """--compile: torch.compile the backbone: true (inductor) or a backend's name; pays off on a GPU"""
+
+
+# The shared sections, in the order a resolved config lists them (seed first, trainer after optim).
+SECTIONS = {"backbone": BackboneSettings, "data": DataSettings, "model": None, "optim": OptimSettings,
+            "trainer": None, "init": InitSettings, "run": RunSettings}
+
+# Trainer arguments that `suite train` sets itself (train.make_trainer): not settings.
+TRAINER_OWN = ("callbacks", "logger", "plugins", "enable_checkpointing", "enable_progress_bar",
+               "enable_model_summary", "default_root_dir")
