@@ -17,7 +17,7 @@ from .heads import ClassifierHead, TokenHead, pool
 from .hookspecs import hookimpl
 from .registry import get_registry
 from .runs import load_run
-from .settings import DataSettings
+from .settings import ClassifierSettings, DataSettings
 from .task import ClassificationTask, Pretrained, Task, WeightSource
 from .tokenizer import CharTokenizer, Tokenizer
 from suite.tasks import IGNORE, Classification, Generation, Objective, greedy_decode, top_classes
@@ -38,5 +38,5 @@ __all__ = [
     "ClassificationTask", "hash_split", "hash_bucket", "complete_splits", "PatchSet", "FREEZE_MODES", "freeze_backbone",
     "Batch", "ClassificationBatch", "GenerationBatch", "LanguageModelBatch", "ChoiceBatch",
     # added with typed settings (Task.settings, docs/settings.md)
-    "DataSettings",
+    "DataSettings", "ClassifierSettings",
 ]

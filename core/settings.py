@@ -42,6 +42,16 @@ class DataSettings:
 
 
 @dataclass
+class ClassifierSettings:
+    """model: the classifier head"""
+
+    pooling: Literal["cls", "mean"] = "cls"
+    """cls or mean: the [CLS] state or the mean of the token states"""
+    label_smoothing: float = 0.0
+    """of the cross-entropy targets"""
+
+
+@dataclass
 class OptimSettings:
     """optim: AdamW with a warmup and a learning-rate schedule"""
 

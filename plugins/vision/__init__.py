@@ -151,11 +151,9 @@ class VisionData(suite.DataSettings):
 
 
 @dataclasses.dataclass
-class VisionModel:
+class VisionModel(suite.ClassifierSettings):
     """model: the classifier head"""
 
-    pooling: str = "cls"
-    """cls or mean: the [CLS] state or the mean of the patch states"""
     label_smoothing: float = 0.1
     """of the cross-entropy targets"""
 
