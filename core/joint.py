@@ -114,6 +114,15 @@ def resolve(names: list[str], registry, *, config_file=None, overrides: dict | N
         else:
             values = config_mod.merge(task_config(saved, n), config_mod.nest(overrides or {}))
             cfgs[n] = config_mod.parse(task, values, routed[n], origin="config.yaml", unknown="warn")
+    if mix is None:
+        mix = saved["joint"]["mix"] if saved else DEFAULT_MIX
+    return combine(cfgs, mix)
+
+
+def combine(cfgs: dict[str, dict], mix=DEFAULT_MIX) -> dict:
+    """A joint run's config from its tasks' single-task configs (``{name: cfg}``, in order): the first
+    one's shared sections, every task's own. Their backbones must be one."""
+    names = list(cfgs)
     first = cfgs[names[0]]["backbone"]
     for n in names[1:]:
         other = cfgs[n]["backbone"]
@@ -126,9 +135,7 @@ def resolve(names: list[str], registry, *, config_file=None, overrides: dict | N
                              f"differ ({'; '.join(differ)}); set it with --backbone.KEY VALUE")
     cfg = {k: cfgs[names[0]][k] for k in SHARED}
     cfg["task"] = "+".join(names)
-    if mix is None:
-        mix = saved["joint"]["mix"] if saved else DEFAULT_MIX
-    cfg["joint"] = {"tasks": list(names), "mix": parse_mix(mix, names)}
+    cfg["joint"] = {"tasks": names, "mix": parse_mix(mix, names)}
     cfg["tasks"] = {n: {k: v for k, v in c.items() if k not in SHARED and k != "task"} for n, c in cfgs.items()}
     return cfg
 
@@ -355,6 +362,8 @@ def load_member(run_dir, cfg: dict, registry, name: str | None, weights: bool = 
     """(task, cfg, tokenizer, module) of one task of a joint run: a single-task model with the joint backbone."""
     if name is None:
         raise SuiteError(f"{run_dir}: a joint run of {', '.join(cfg['joint']['tasks'])}; say which task with --task NAME")
+    if name not in cfg["joint"]["tasks"]:
+        raise SuiteError(f"{run_dir}: task {name!r} is not one of this joint run's tasks ({', '.join(cfg['joint']['tasks'])})")
     task = registry.task(name)
     cfg = task_config(current(cfg, {name: task}), name)
     tokenizer = tokenizer_of(Path(run_dir), task)

@@ -114,7 +114,8 @@ def apply_init(module: SuiteModule, cfg: dict, registry, origin_state=None, own_
             counts["initialised"] -= own
         say(f"init-from {origin}: loaded {counts['loaded']} tensors, skipped {counts['skipped']}, "
             f"newly initialised {counts['initialised']} "
-            + ("(the task uses the source's vocabulary and embeddings)" if own_parts else "(adapter and head are new)"))
+            + ("(adapter and head are new)" if not own_parts else "(the task's adapter and head come from the joint run)"
+               if kind == "run" else "(the task uses the source's vocabulary and embeddings)"))
     mode = cfg["init"].get("freeze") or "none"
     trainable = module.freeze_backbone(mode)
     if mode != "none":
