@@ -15,7 +15,6 @@ head; tokenizer.json holds every task's tokenizer by name. docs/joint.md describ
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -416,12 +415,7 @@ def train(tasks: dict, cfg: dict, registry, *, resume: Path | None = None, progr
     if resume is not None:
         run_dir = Path(resume)
         _, _, tokenizers, module = load_joint(run_dir, registry, weights=False)
-        ckpt = run_dir / "checkpoints" / "last.ckpt"
-        if not ckpt.is_file():
-            raise SuiteError(f"{run_dir}: no checkpoints/last.ckpt to resume from")
-        module.cfg = cfg
-        module.freeze_backbone(cfg["init"].get("freeze") or "none")
-        init_counts = json.loads((run_dir / "metrics.json").read_text()).get("init") if (run_dir / "metrics.json").is_file() else None
+        ckpt, init_counts = single.resumed(run_dir, module, cfg)
     else:
         source = single.adopt_source_backbone(cfg, registry)
         tokenizers = Tokenizers({n: t.build_tokenizer(task_config(cfg, n)) for n, t in tasks.items()})

@@ -219,6 +219,17 @@ def fit(trainer: pl.Trainer, module, dm, run_dir: Path, ckpt: Path | None) -> fl
     return train_time
 
 
+def resumed(run_dir: Path, module, cfg: dict) -> tuple[Path, dict | None]:
+    """A run to continue: its checkpoints/last.ckpt and its --init-from counts; ``module`` takes ``cfg``."""
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise SuiteError(f"{run_dir}: no checkpoints/last.ckpt to resume from")
+    module.cfg = cfg
+    module.freeze_backbone(cfg["init"].get("freeze") or "none")
+    done = run_dir / "metrics.json"
+    return ckpt, json.loads(done.read_text()).get("init") if done.is_file() else None
+
+
 def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bool = True,
           data_cache: dict | None = None) -> Path:
     """Train one run and write its run directory; returns the directory.
@@ -235,12 +246,7 @@ def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bo
     if resume is not None:
         run_dir = Path(resume)
         _, _, tokenizer, module = runs.load_run(run_dir, registry, weights=False)
-        ckpt = run_dir / "checkpoints" / "last.ckpt"
-        if not ckpt.is_file():
-            raise SuiteError(f"{run_dir}: no checkpoints/last.ckpt to resume from")
-        module.cfg = cfg
-        module.freeze_backbone(cfg["init"].get("freeze") or "none")
-        init_counts = json.loads((run_dir / "metrics.json").read_text()).get("init") if (run_dir / "metrics.json").is_file() else None
+        ckpt, init_counts = resumed(run_dir, module, cfg)
         cached = None
     else:
         source = adopt_source_backbone(cfg, registry)
