@@ -151,3 +151,18 @@ def test_joint_ddp_on_two_cpu_processes(tmp_path):
     assert test_count == 359  # every test image once over the two ranks
     seen = [json.loads((tmp_path / f"seen-{r}.json").read_text()) for r in (0, 1)]
     assert seen[0] and len(seen[0]) == len(seen[1]) and not set(seen[0]) & set(seen[1])  # each rank its own images
+
+
+def test_a_joint_run_is_a_transfer_source(capsys, tmp_path):
+    code, out, err = suite_main(capsys, "transfer", "--sources", "joint:vision+arithmetic", "--targets", "arithmetic",
+                                "--seeds", 0, "--lrs", 0.001, "--freeze", "none", "--preset", "tiny", "--target-steps", 4,
+                                "--source-steps", 3, "--evals", 1, "--no-progress", "--out", tmp_path)
+    assert code == 0, err
+    source = tmp_path / "sources" / "vision+arithmetic" / "joint-vision+arithmetic-tiny-3steps-s0"
+    m = metrics(source)
+    assert m["step"] == 6 and set(m["tasks"]) == {"vision", "arithmetic"}  # 3 steps for each task
+    cells = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert {c["arm"] for c in cells} == {"scratch", "joint:vision+arithmetic/none"}
+    code, _, err = suite_main(capsys, "transfer", "--sources", "joint:vision", "--targets", "arithmetic", "--dry-run",
+                              "--calibrate-steps", 0, "--out", tmp_path / "bad")
+    assert code == 2 and "a joint source names two or more different tasks" in err

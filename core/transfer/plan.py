@@ -115,7 +115,7 @@ class SourceRun:
         return joint_tasks(self.task) or [self.task]
 
     def path(self, out: Path) -> Path:
-        return Path(out) / "sources" / self.task.replace(":", "-") / self.name
+        return Path(out) / "sources" / "+".join(self.tasks) / self.name  # <run.root>/<the run's task>/<name>
 
 
 # -- the experiment config ------------------------------------------------------------------------
