@@ -16,6 +16,7 @@ EPILOG = """examples:
   suite train --task chess
   suite train --task arithmetic --trainer.max_steps 200 --backbone.preset small
   suite train --task vision --init-from runs/chess/20260101-120000 --freeze backbone
+  suite train --task vision,audio,arithmetic --backbone.preset tiny
   suite train --task audio --init-from minilm --freeze fpt
   suite eval runs/arithmetic/20260101-120000
   suite predict runs/arithmetic/20260101-120000 "123+456"
