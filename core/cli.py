@@ -339,6 +339,7 @@ def train_help(argv: list[str], registry) -> str:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--task")
     name = pre.parse_known_args(argv[1:])[0].task
+    name = (name or "").split(",")[0].strip()  # a joint run (A,B): the first task's settings; --B.section.key sets B's
     return config_mod.settings_help(registry.task(name) if name else None)
 
 
