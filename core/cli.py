@@ -16,6 +16,7 @@ EPILOG = """examples:
   suite train --task chess
   suite train --task arithmetic --trainer.max_steps 200 --backbone.preset small
   suite train --task vision --init-from runs/chess/20260101-120000 --freeze backbone
+  suite train --task vision,audio,arithmetic --backbone.preset tiny
   suite train --task audio --init-from minilm --freeze fpt
   suite eval runs/arithmetic/20260101-120000
   suite predict runs/arithmetic/20260101-120000 "123+456"
@@ -32,7 +33,7 @@ set {env}=1 to load only the built-in plugins.""".format(env=DISABLE_ENV, plugin
 
 
 def cmd_train(args, extra) -> int:
-    from . import runs, train
+    from . import joint, runs, train
 
     registry = get_registry()
     overrides = {}  # the options of `suite train` that are settings; --section.key VALUE are in `extra`
@@ -46,8 +47,13 @@ def cmd_train(args, extra) -> int:
         overrides["run.compile"] = True
     if args.logger is not None:
         overrides["run.logger"] = args.logger
+    names = [n.strip() for n in (args.task or "").split(",") if n.strip()]
+    saved = runs.read_config(Path(args.resume)) if args.resume else None
+    if len(names) > 1 or (saved and joint.is_joint(saved)):
+        return train_joint(args, extra, names, saved, overrides, registry)
+    if args.mix is not None:
+        raise SuiteError("--mix weighs the tasks of a joint run: give several, --task A,B,C")
     if args.resume:
-        saved = runs.read_config(Path(args.resume))
         task = registry.task(saved["task"])
         if args.task and args.task != task.name:
             raise SuiteError(f"--resume {args.resume} is a run of task {task.name!r}, not {args.task!r}")
@@ -69,6 +75,31 @@ def cmd_train(args, extra) -> int:
     return 0
 
 
+def train_joint(args, extra, names: list[str], saved: dict | None, overrides: dict, registry) -> int:
+    """`suite train --task A,B,C`: one backbone, several tasks (core/joint.py)."""
+    from . import joint
+    from . import train as train_mod
+
+    if saved is not None:
+        if not joint.is_joint(saved):
+            raise SuiteError(f"--resume {args.resume} is a run of task {saved['task']!r}, not {args.task!r}")
+        if names and names != saved["joint"]["tasks"]:
+            raise SuiteError(f"--resume {args.resume} is a joint run of {','.join(saved['joint']['tasks'])}, not {','.join(names)}")
+        names = saved["joint"]["tasks"]
+        if args.config:
+            raise SuiteError("--config applies to a new run; a resumed run keeps its config.yaml")
+    cfg = joint.resolve(names, registry, config_file=args.config, overrides=overrides, args=extra, mix=args.mix, saved=saved)
+    logger_names(cfg["run"].get("logger"))
+    if args.print_config:
+        if saved is None:
+            train_mod.adopt_source_backbone(cfg, registry)
+        print(config_mod.dump(cfg), end="")
+        return 0
+    tasks = {n: registry.task(n) for n in names}
+    joint.train(tasks, cfg, registry, resume=Path(args.resume) if args.resume else None, progress=not args.no_progress)
+    return 0
+
+
 def cmd_eval(args, extra) -> int:
     from . import train
 
@@ -82,7 +113,7 @@ def cmd_predict(args, extra) -> int:
     from . import train
 
     options = config_mod.parse_overrides(extra)
-    print(train.predict(Path(args.run_dir), args.input, options, get_registry()))
+    print(train.predict(Path(args.run_dir), args.input, options, get_registry(), task=args.task))
     return 0
 
 
@@ -186,7 +217,10 @@ def build_parser(registry, train_help: str = "") -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a task; writes a run directory",
                        description="Train a task. Unlisted options --section.key VALUE override the config.",
                        epilog=train_help, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", help="task name (see `suite tasks`)")
+    p.add_argument("--task", help="task name (see `suite tasks`); several, A,B,C: one backbone trained on all of them")
+    p.add_argument("--mix", metavar="MIX",
+                   help="a joint run's task per step: uniform (default), size or size:T (by training-set size ** (1/T)), "
+                        "or one weight per task, 2,1,1")
     p.add_argument("--config", help="a YAML file merged over the task's defaults")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
@@ -210,6 +244,7 @@ def build_parser(registry, train_help: str = "") -> argparse.ArgumentParser:
                        description="Answer one input. Task options are given as --key VALUE.")
     p.add_argument("run_dir")
     p.add_argument("input", help="the raw input: a problem, a FEN, a file path, a prompt (task dependent)")
+    p.add_argument("--task", help="the task that answers, for a joint run (suite train --task A,B)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="export a run: a Hugging Face-style directory with a model card, or ONNX",
@@ -304,6 +339,7 @@ def train_help(argv: list[str], registry) -> str:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--task")
     name = pre.parse_known_args(argv[1:])[0].task
+    name = (name or "").split(",")[0].strip()  # a joint run (A,B): the first task's settings; --B.section.key sets B's
     return config_mod.settings_help(registry.task(name) if name else None)
 
 

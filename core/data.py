@@ -30,6 +30,11 @@ class SuiteDataModule(pl.LightningDataModule):
         self.setup()
         return [s for s in self.datasets if s.startswith("test")]
 
+    @property
+    def all_splits(self) -> list[str]:
+        """What a run is evaluated on at its end: "val" and every test split."""
+        return ["val", *self.test_splits]
+
     def _ranks(self) -> tuple[int, int]:
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)

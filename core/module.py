@@ -16,54 +16,30 @@ from .backbone import Backbone, BackboneConfig
 from .errors import SuiteError
 from .freeze import FREEZE_MODES, freeze_backbone  # noqa: F401  (FREEZE_MODES: suite.module.FREEZE_MODES, as before)
 
-class SuiteModule(pl.LightningModule):
-    def __init__(self, task, tokenizer, cfg: dict):
+
+class TrainedModule(pl.LightningModule):
+    """What every suite LightningModule shares, whatever sits around its ``backbone``: the optimiser and
+    schedule, a check that the loss is finite, freezing, and the checkpoint's history and RNG states."""
+
+    def __init__(self, cfg: dict):
         super().__init__()
-        self.task, self.tokenizer, self.cfg = task, tokenizer, cfg
-        bcfg = BackboneConfig.from_dict(cfg["backbone"])
-        self.adapter = task.build_adapter(tokenizer, bcfg.d_model, cfg)
-        self.backbone = Backbone(bcfg)
-        self.head = task.build_head(tokenizer, bcfg.d_model, cfg)
-        self.objective = task.objective(task, tokenizer, cfg)
-        self.mask = task.mask_for(cfg)  # causal | bidirectional | prefix
-        self.test_splits: list[str] = ["test"]
+        self.cfg = cfg
         self.results: dict[str, dict] = {}  # split -> metrics of the latest evaluation
         self.artifacts: dict[str, dict] = {}
         self.history: list[dict] = []  # validation metrics at every check, with the step
         self._rng_to_restore: dict | None = None  # from a checkpoint, applied before the next training step
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        x = self.adapter(batch["inputs"])  # (B, T, d)
-        positions = batch.get("positions")  # the task's own numbering, possibly longer than T (decoding)
-        if positions is not None:
-            positions = positions[:, : x.shape[1]]
-        h = self.backbone(x, self.mask, prefix_len=batch.get("prefix_len"), padding=batch.get("padding"),
-                          positions=positions)
-        return self.head(h, batch)
-
-    # -- steps -------------------------------------------------------------------------------
-    def training_step(self, batch, batch_idx):
-        loss = self.objective.loss(self, batch)
+    def check_finite(self, loss: torch.Tensor, task: str) -> None:
         bad = not bool(torch.isfinite(loss.detach()))
         if self.trainer.world_size > 1:  # every rank stops together, or DDP hangs
             bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
         if bad:
-            raise NonFiniteLoss(self.task.name, self.global_step, float(loss.detach()))
-        self.log("train/loss", loss, prog_bar=True)
-        return loss
+            raise NonFiniteLoss(task, self.global_step, float(loss.detach()))
 
     def on_train_batch_start(self, batch, batch_idx):
         if self._rng_to_restore is not None:  # resumed: the random state the interrupted run had here
             set_rng_state(self._rng_to_restore)
             self._rng_to_restore = None
-
-    def validation_step(self, batch, batch_idx):
-        self.objective.evaluate(self, batch, "val")
-
-    def on_validation_epoch_end(self):
-        self._finish_split("val")
-        if not self.trainer.sanity_checking:
-            self.history.append({"step": self.global_step, **self.results["val"]})
 
     # -- checkpoints: what Lightning does not keep by itself ---------------------------------
     def on_save_checkpoint(self, checkpoint):
@@ -73,22 +49,6 @@ class SuiteModule(pl.LightningModule):
         saved = checkpoint.get("suite", {})
         self.history = list(saved.get("history", self.history))
         self._rng_to_restore = saved.get("rng")
-
-    def test_step(self, batch, batch_idx, dataloader_idx=0):
-        self.objective.evaluate(self, batch, self.test_splits[dataloader_idx])
-
-    def on_test_epoch_end(self):
-        for split in self.test_splits:
-            self._finish_split(split)
-
-    def _finish_split(self, split: str):
-        self.artifacts[split] = self.objective.artifacts(split)
-        values = self.objective.compute(split)
-        self.results[split] = values
-        # The values are already reduced over all ranks (torchmetrics syncs on compute); sync_dist
-        # keeps Lightning from averaging anything else and says so.
-        self.log_dict({f"{split}/{k}": v for k, v in values.items()}, prog_bar=split == "val",
-                      add_dataloader_idx=False, sync_dist=True)
 
     # -- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -124,6 +84,63 @@ class SuiteModule(pl.LightningModule):
         """Freeze backbone parameters for ``mode`` (suite.freeze); returns how many backbone tensors still train."""
         return freeze_backbone(self.backbone, mode)
 
+
+class SuiteModule(TrainedModule):
+    def __init__(self, task, tokenizer, cfg: dict, backbone: Backbone | None = None):
+        """``backbone``: one shared with other modules (a joint run's tasks, core/joint.py); it is then
+        not a submodule of this one, so it appears once in the joint module's parameters and state dict."""
+        super().__init__(cfg)
+        self.task, self.tokenizer = task, tokenizer
+        bcfg = BackboneConfig.from_dict(cfg["backbone"])
+        self.adapter = task.build_adapter(tokenizer, bcfg.d_model, cfg)
+        if backbone is None:
+            self.backbone = Backbone(bcfg)
+        else:
+            object.__setattr__(self, "backbone", backbone)  # a plain attribute, not a registered submodule
+        self.head = task.build_head(tokenizer, bcfg.d_model, cfg)
+        self.objective = task.objective(task, tokenizer, cfg)
+        self.mask = task.mask_for(cfg)  # causal | bidirectional | prefix
+        self.test_splits: list[str] = ["test"]
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        x = self.adapter(batch["inputs"])  # (B, T, d)
+        positions = batch.get("positions")  # the task's own numbering, possibly longer than T (decoding)
+        if positions is not None:
+            positions = positions[:, : x.shape[1]]
+        h = self.backbone(x, self.mask, prefix_len=batch.get("prefix_len"), padding=batch.get("padding"),
+                          positions=positions)
+        return self.head(h, batch)
+
+    # -- steps -------------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        loss = self.objective.loss(self, batch)
+        self.check_finite(loss, self.task.name)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self.objective.evaluate(self, batch, "val")
+
+    def on_validation_epoch_end(self):
+        self._finish_split("val")
+        if not self.trainer.sanity_checking:
+            self.history.append({"step": self.global_step, **self.results["val"]})
+
+    def test_step(self, batch, batch_idx, dataloader_idx=0):
+        self.objective.evaluate(self, batch, self.test_splits[dataloader_idx])
+
+    def on_test_epoch_end(self):
+        for split in self.test_splits:
+            self._finish_split(split)
+
+    def _finish_split(self, split: str):
+        self.artifacts[split] = self.objective.artifacts(split)
+        values = self.objective.compute(split)
+        self.results[split] = values
+        # The values are already reduced over all ranks (torchmetrics syncs on compute); sync_dist
+        # keeps Lightning from averaging anything else and says so.
+        self.log_dict({f"{split}/{k}": v for k, v in values.items()}, prog_bar=split == "val",
+                      add_dataloader_idx=False, sync_dist=True)
 
 class NonFiniteLoss(SuiteError):
     def __init__(self, task: str, step: int, value: float):

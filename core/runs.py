@@ -50,10 +50,11 @@ def save_run_files(run_dir: Path, cfg: dict, tokenizer) -> None:
     write_json(run_dir / "tokenizer.json", tokenizer.state())
 
 
-def save_weights(module, run_dir: Path) -> None:
-    out = run_dir / "weights"
-    out.mkdir(exist_ok=True)
-    for part in PARTS:
+def save_weights(module, run_dir: Path, parts=PARTS, folder: str = "weights") -> None:
+    """``run_dir/folder/<part>.safetensors`` for each of ``parts`` (a joint run: weights/<task>/ too)."""
+    out = Path(run_dir) / folder
+    out.mkdir(parents=True, exist_ok=True)
+    for part in parts:
         state = {k: v.detach().cpu().contiguous() for k, v in getattr(module, part).state_dict().items()}
         save_file(state, str(out / f"{part}.safetensors"))
 
@@ -114,12 +115,21 @@ def read_tokenizer_state(run_dir: Path) -> dict:
         raise SuiteError(f"{run_dir}: {name} is missing") from None
 
 
-def load_run(run_dir, registry, *, weights: bool = True):
-    """Rebuild (task, cfg, tokenizer, module) from a run directory (or an export of one), weights loaded."""
+def load_run(run_dir, registry, *, weights: bool = True, task: str | None = None):
+    """Rebuild (task, cfg, tokenizer, module) from a run directory (or an export of one), weights loaded.
+
+    ``task``: the task of a joint run (core/joint.py) to load, with the joint backbone; for any other
+    run, if given, the task it must be."""
     from .module import SuiteModule
 
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
+    if isinstance(cfg.get("joint"), dict):
+        from .joint import load_member
+
+        return load_member(run_dir, cfg, registry, task, weights)
+    if task is not None and task != cfg.get("task"):
+        raise SuiteError(f"{run_dir}: a run of task {cfg.get('task')!r}, not {task!r}")
     task = registry.task(cfg.get("task"))
     cfg = config_mod.merge(config_mod.declared(task), cfg)  # the task's settings added since the run
     try:

@@ -51,6 +51,10 @@ def row(run: Path, root: Path) -> dict[str, str]:
                test=_number(splits.get("test", {}).get(primary)))
     out["other tests"] = " ".join(f"{s}={_number(v.get(primary))}" for s, v in splits.items()
                                   if s.startswith("test_") and primary in v)
+    if "tasks" in m:  # a joint run: each task's primary metric
+        per_task = m["tasks"].items()
+        out.update(metric="per task", **{split: " ".join(f"{n}={_number(t['splits'].get(split, {}).get(t['primary']))}"
+                                                         for n, t in per_task) for split in ("val", "test")})
     return out
 
 

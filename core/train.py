@@ -18,7 +18,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from . import config as config_mod
-from . import machine, runs
+from . import joint, machine, runs
 from .cache import prepare
 from .backbone import BackboneConfig
 from .checkpoints import AtomicCheckpointIO, ResumeCheckpoint, best_checkpoint
@@ -26,6 +26,7 @@ from .data import SuiteDataModule
 from .loggers import make_loggers
 from .errors import SuiteError
 from .module import NonFiniteLoss, SuiteModule
+from .task import Pretrained
 
 
 RUN_DIR_ENV = "SUITE_RUN_DIR"  # the run directory, passed by rank 0 to the processes Lightning launches
@@ -113,7 +114,8 @@ def apply_init(module: SuiteModule, cfg: dict, registry, origin_state=None, own_
             counts["initialised"] -= own
         say(f"init-from {origin}: loaded {counts['loaded']} tensors, skipped {counts['skipped']}, "
             f"newly initialised {counts['initialised']} "
-            + ("(the task uses the source's vocabulary and embeddings)" if own_parts else "(adapter and head are new)"))
+            + ("(adapter and head are new)" if not own_parts else "(the task's adapter and head come from the joint run)"
+               if kind == "run" else "(the task uses the source's vocabulary and embeddings)"))
     mode = cfg["init"].get("freeze") or "none"
     trainable = module.freeze_backbone(mode)
     if mode != "none":
@@ -140,7 +142,7 @@ def evaluate_module(module: SuiteModule, dm: SuiteDataModule, cfg: dict, progres
                     trainer: pl.Trainer | None = None) -> dict:
     """Metrics on "val" and every "test*" split, with the module as it is. ``trainer``: the one
     that trained it (under DDP every rank evaluates its part); by default a new one-device Trainer."""
-    module.test_splits = dm.eval_splits = ["val", *dm.test_splits]
+    module.test_splits = dm.eval_splits = dm.all_splits
     if trainer is None:
         trainer = make_trainer({**cfg, "trainer": {**cfg["trainer"], "devices": 1, "strategy": "auto", "num_nodes": 1}},
                                None, progress=progress)
@@ -195,6 +197,39 @@ def cleaned_up_on_failure(run_dir: Path, fresh: bool):
         raise
 
 
+def fit(trainer: pl.Trainer, module, dm, run_dir: Path, ckpt: Path | None) -> float:
+    """``trainer.fit`` (from ``ckpt`` when resuming), a failure said in one line, and
+    checkpoints/last.ckpt of the final step. Returns the training seconds."""
+    start = time.time()
+    os.environ[RUN_DIR_ENV] = str(run_dir)  # for the processes a multi-device Trainer launches
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
+    except NonFiniteLoss as e:
+        step = next(c.saved_step for c in trainer.callbacks if isinstance(c, ResumeCheckpoint))
+        kept = (f"checkpoints/last.ckpt of step {step} is kept" if step > 0 else
+                "checkpoints/last.ckpt is kept" if (run_dir / "checkpoints" / "last.ckpt").is_file() else
+                "no checkpoint was written before it")
+        raise SuiteError(f"{e}; {kept} in {run_dir}") from None
+    finally:
+        os.environ.pop(RUN_DIR_ENV, None)
+    if trainer.interrupted:
+        raise SuiteError(f"training interrupted at step {trainer.global_step}; continue with: suite train --resume {run_dir}")
+    train_time = time.time() - start
+    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)  # resumable from the final step
+    return train_time
+
+
+def resumed(run_dir: Path, module, cfg: dict) -> tuple[Path, dict | None]:
+    """A run to continue: its checkpoints/last.ckpt and its --init-from counts; ``module`` takes ``cfg``."""
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise SuiteError(f"{run_dir}: no checkpoints/last.ckpt to resume from")
+    module.cfg = cfg
+    module.freeze_backbone(cfg["init"].get("freeze") or "none")
+    done = run_dir / "metrics.json"
+    return ckpt, json.loads(done.read_text()).get("init") if done.is_file() else None
+
+
 def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bool = True,
           data_cache: dict | None = None) -> Path:
     """Train one run and write its run directory; returns the directory.
@@ -211,17 +246,16 @@ def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bo
     if resume is not None:
         run_dir = Path(resume)
         _, _, tokenizer, module = runs.load_run(run_dir, registry, weights=False)
-        ckpt = run_dir / "checkpoints" / "last.ckpt"
-        if not ckpt.is_file():
-            raise SuiteError(f"{run_dir}: no checkpoints/last.ckpt to resume from")
-        module.cfg = cfg
-        module.freeze_backbone(cfg["init"].get("freeze") or "none")
-        init_counts = json.loads((run_dir / "metrics.json").read_text()).get("init") if (run_dir / "metrics.json").is_file() else None
+        ckpt, init_counts = resumed(run_dir, module, cfg)
         cached = None
     else:
         source = adopt_source_backbone(cfg, registry)
         # A task may adopt the source's vocabulary, and with it the source's embeddings.
         tokenizer = task.tokenizer_from_source(source[4], cfg) if source else None
+        member = None if source else joint.member_source(cfg["init"].get("from"), task)
+        if member:  # a joint run that trained this task: its tokenizer, adapter and head too
+            tokenizer = member[0]
+            source = (*runs.resolve_init(str(cfg["init"]["from"]), registry), Pretrained({}, member[1]))
         own_parts = tokenizer is not None
         cache_key = json.dumps([task.name, cfg["data"], cfg["seed"]], sort_keys=True, default=str)
         cached = data_cache.get(cache_key) if data_cache is not None and not own_parts else None
@@ -248,22 +282,7 @@ def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bo
             dm.setup()
             data_cache[cache_key] = (tokenizer, dm.datasets)
         trainer = make_trainer(cfg, run_dir, progress=progress, objective=module.objective)
-        start = time.time()
-        os.environ[RUN_DIR_ENV] = str(run_dir)  # for the processes a multi-device Trainer launches
-        try:
-            trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
-        except NonFiniteLoss as e:
-            step = next(c.saved_step for c in trainer.callbacks if isinstance(c, ResumeCheckpoint))
-            kept = (f"checkpoints/last.ckpt of step {step} is kept" if step > 0 else
-                    "checkpoints/last.ckpt is kept" if (run_dir / "checkpoints" / "last.ckpt").is_file() else
-                    "no checkpoint was written before it")
-            raise SuiteError(f"{e}; {kept} in {run_dir}") from None
-        finally:
-            os.environ.pop(RUN_DIR_ENV, None)
-        if trainer.interrupted:
-            raise SuiteError(f"training interrupted at step {trainer.global_step}; continue with: suite train --resume {run_dir}")
-        train_time = time.time() - start
-        trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)  # resumable from the final step
+        train_time = fit(trainer, module, dm, run_dir, ckpt)
         results = evaluate_module(module, dm, cfg, progress, trainer=trainer)
         if trainer.global_rank == 0:
             runs.save_weights(module, run_dir)
@@ -298,6 +317,8 @@ def print_results(results: dict, primary: str) -> None:
 
 
 def evaluate_run(run_dir: Path, registry, progress: bool = True) -> dict:
+    if joint.is_joint(runs.read_config(run_dir)):
+        return joint.evaluate_run(run_dir, registry, progress)
     quiet_lightning()
     task, cfg, tokenizer, module = runs.load_run(run_dir, registry)
     machine.configure(cfg)
@@ -308,8 +329,9 @@ def evaluate_run(run_dir: Path, registry, progress: bool = True) -> dict:
     return results
 
 
-def predict(run_dir: Path, text: str, options: dict, registry) -> str:
-    task, cfg, tokenizer, module = runs.load_run(run_dir, registry)
+def predict(run_dir: Path, text: str, options: dict, registry, task: str | None = None) -> str:
+    """``task``: which task of a joint run answers."""
+    task, cfg, tokenizer, module = runs.load_run(run_dir, registry, task=task)
     module.eval()
     with torch.no_grad():
         return task.predict(module, text, options)

@@ -89,10 +89,12 @@ def wall_time(exp: dict, cells: list[Cell], sources: list[SourceRun], cal: dict)
     by_kind: dict[str, float] = {}
     evals = int(exp.get("evals", 4))
     for run in [*sources, *cells]:
-        task, arch = (run.task, exp["preset"]) if isinstance(run, SourceRun) else (run.target, run.arch)
-        s = run_seconds(cal[(task, arch)], steps_of(exp, run), evals)
+        if isinstance(run, SourceRun):  # a joint source: each task's share of the steps at its cost
+            s = sum(run_seconds(cal[(t, exp["preset"])], run.steps, evals) for t in run.tasks)
+        else:
+            s = run_seconds(cal[(run.target, run.arch)], steps_of(exp, run), evals)
         by_kind[run.label] = by_kind.get(run.label, 0.0) + s
-    builds = {(r.task, r.seed) for r in sources} | {(c.target, c.seed) for c in cells}
+    builds = {(t, r.seed) for r in sources for t in r.tasks} | {(c.target, c.seed) for c in cells}
     data = sum(max(v["data"] for (t, _), v in cal.items() if t == task) for task, _ in builds)
     return {"by_kind": by_kind, "data": data, "total": sum(by_kind.values()) + data}
 
@@ -147,7 +149,7 @@ def dry_run(exp: dict, registry, out: Path, cells: list[Cell], sources: list[Sou
     if calibrate_steps <= 0:
         print("estimated wall time: not measured (--calibrate-steps 0)")
         return figures
-    pairs = list(dict.fromkeys([(s.task, exp["preset"]) for s in todo_sources] + [(c.target, c.arch) for c in todo_cells]))
+    pairs = list(dict.fromkeys([(t, exp["preset"]) for s in todo_sources for t in s.tasks] + [(c.target, c.arch) for c in todo_cells]))
     start = time.time()
     cal = calibrate(exp, registry, out, pairs, calibrate_steps, recalibrate)
     print(f"calibration ({time.time() - start:.0f} s; seconds per step / per validation check / per run / per data build):")

@@ -27,7 +27,7 @@ from pathlib import Path
 from .. import config as config_mod
 from .. import runs
 from ..errors import SuiteError
-from .plan import SCRATCH, Cell, SourceRun, budget
+from .plan import SCRATCH, Cell, SourceRun, budget, pretrained_here
 
 # One per process: runs of the same task, data settings and seed share a tokenizer and datasets
 # (a Ray worker process keeps it between the tasks it runs).
@@ -68,14 +68,17 @@ class Runner:
         return cfg
 
     def train(self, task_name: str, cfg: dict, log: Path) -> Path:
+        from .. import joint
         from ..train import train
 
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+            if joint.is_joint(cfg):
+                return joint.train({t: self.registry.task(t) for t in cfg["joint"]["tasks"]}, cfg, self.registry, progress=False)
             return train(self.registry.task(task_name), cfg, self.registry, progress=False, data_cache=DATA_CACHE)
 
     def source_path(self, cell: Cell) -> str:
-        if cell.source not in self.registry.all_tasks():
+        if not pretrained_here(cell.source, self.registry.all_tasks()):
             return cell.source  # a weight source: --init-from NAME
         return str(SourceRun(cell.source, cell.seed, int(self.exp["source_steps"]), self.exp["preset"]).path(self.out))
 
@@ -85,13 +88,19 @@ class Runner:
         if source_done(path):
             return str(path)
         shutil.rmtree(path, ignore_errors=True)  # left half-done by an interrupted matrix
-        cfg = self.run_config(src.task, src.steps, src.seed, **{"run.root": str(self.out / "sources"), "run.name": src.name})
+        where = {"run.root": str(self.out / "sources"), "run.name": src.name}
+        if len(src.tasks) == 1:
+            cfg = self.run_config(src.task, src.steps, src.seed, **where)
+        else:  # a joint source: src.steps for each of its tasks
+            from ..joint import combine
+
+            cfg = combine({t: self.run_config(t, src.steps * len(src.tasks), src.seed, **where) for t in src.tasks})
         self.train(src.task, cfg, self.out / "logs" / f"source-{src.name}.log")
         return str(path)
 
     def cell(self, cell: Cell, source_path: str | None = None) -> dict:
         """Train one target run (its source must be finished) and return its cell record."""
-        if cell.source in self.registry.all_tasks() and not source_done(Path(source_path or self.source_path(cell))):
+        if pretrained_here(cell.source, self.registry.all_tasks()) and not source_done(Path(source_path or self.source_path(cell))):
             raise SuiteError(f"{cell.id}: its source {source_path or self.source_path(cell)} is not finished")
         cfg = self.cell_config(cell, source_path)
         shutil.rmtree(self.out / "runs" / cell.target / cell.id, ignore_errors=True)
@@ -199,7 +208,7 @@ def run_local(exp: dict, registry, out: Path, todo: list[Cell], progress: bool =
             bar.update(job, description=f"{cell.target} <- {cell.arm} lr={cell.lr:g} seed={cell.seed}")
             try:
                 source = runner.source(SourceRun(cell.source, cell.seed, int(exp["source_steps"]), exp["preset"])) \
-                    if cell.source in registry.all_tasks() else None
+                    if pretrained_here(cell.source, registry.all_tasks()) else None
                 write_cell(out, cell, runner.cell(cell, source))
             except Exception as e:  # one failed run does not stop the others; the command reports it
                 failures.add(cell, e)

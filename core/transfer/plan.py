@@ -50,6 +50,19 @@ REQUIRED = ("preset", "sources", "targets", "seeds", "lrs", "source_steps", "tar
 LIST_KEYS = ("sources", "targets", "freeze", "seeds", "lrs")
 
 
+JOINT = "joint:"  # a source `joint:A+B+C`: one backbone pretrained on tasks A, B and C together (core/joint.py)
+
+
+def joint_tasks(source: str) -> list[str] | None:
+    """``joint:A+B+C`` -> ``[A, B, C]``; None for any other source."""
+    return source[len(JOINT):].split("+") if source.startswith(JOINT) else None
+
+
+def pretrained_here(source: str, tasks) -> bool:
+    """A source the experiment pretrains itself (a task, or a joint run of tasks), not a weight source."""
+    return source in tasks or source.startswith(JOINT)
+
+
 @dataclass(frozen=True)
 class Cell:
     """One target run: an arm (scratch, or a source under a freeze mode) at one lr and seed."""
@@ -83,7 +96,8 @@ class Cell:
 
 @dataclass(frozen=True)
 class SourceRun:
-    """The pretraining of one task source for one seed; every cell with that source and seed reuses it."""
+    """The pretraining of one task source for one seed; every cell with that source and seed reuses it.
+    A joint source (``joint:A+B``) trains ``steps`` per task: ``steps`` times the tasks in all."""
 
     task: str
     seed: int
@@ -94,10 +108,14 @@ class SourceRun:
 
     @property
     def name(self) -> str:
-        return f"{self.task}-{self.preset}-{self.steps}steps-s{self.seed}"
+        return f"{self.task.replace(':', '-')}-{self.preset}-{self.steps}steps-s{self.seed}"
+
+    @property
+    def tasks(self) -> list[str]:
+        return joint_tasks(self.task) or [self.task]
 
     def path(self, out: Path) -> Path:
-        return Path(out) / "sources" / self.task / self.name
+        return Path(out) / "sources" / "+".join(self.tasks) / self.name  # <run.root>/<the run's task>/<name>
 
 
 # -- the experiment config ------------------------------------------------------------------------
@@ -253,6 +271,13 @@ def expand(exp: dict, registry) -> dict:
         if t not in targets:
             raise SuiteError(f"steps_by_target: {t!r} is not a target of this experiment ({', '.join(targets)})")
     for s in sources:
+        members = joint_tasks(s)
+        if members is not None:
+            if len(members) < 2 or len(set(members)) != len(members):
+                raise SuiteError(f"source {s!r}: a joint source names two or more different tasks, joint:A+B")
+            for t in members:
+                registry.task(t)
+            continue
         if s not in tasks and s.partition(":")[0] not in weight_sources:
             raise SuiteError(f"unknown source {s!r}: not a task and not a weight source "
                              f"(sources: {', '.join(weight_sources) or 'none'})")
@@ -269,7 +294,7 @@ def plan(exp: dict, registry) -> list[Cell]:
         for source in exp["sources"]:
             if source == target and exp.get("skip_self", True):
                 continue
-            arch = exp["preset"] if source in tasks else f"source:{source}"
+            arch = exp["preset"] if pretrained_here(source, tasks) else f"source:{source}"
             if arch not in archs:
                 archs.append(arch)
             arms += [(source, f, arch) for f in exp["freeze"]]
@@ -284,7 +309,7 @@ def plan(exp: dict, registry) -> list[Cell]:
 def source_runs(exp: dict, cells: list[Cell], registry) -> list[SourceRun]:
     """The task-source pretraining runs the cells need, each once."""
     tasks = registry.all_tasks()
-    needed = dict.fromkeys((c.source, c.seed) for c in cells if c.source in tasks)
+    needed = dict.fromkeys((c.source, c.seed) for c in cells if pretrained_here(c.source, tasks))
     return [SourceRun(task, seed, int(exp["source_steps"]), exp["preset"]) for task, seed in needed]
 
 
@@ -294,7 +319,7 @@ def budget(exp: dict, target: str) -> int:
 
 
 def steps_of(exp: dict, run) -> int:
-    return run.steps if isinstance(run, SourceRun) else budget(exp, run.target)
+    return run.steps * len(run.tasks) if isinstance(run, SourceRun) else budget(exp, run.target)
 
 
 def counts(exp: dict, runs: list) -> dict[str, dict]:

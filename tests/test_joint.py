@@ -1,0 +1,168 @@
+"""Joint training (`suite train --task A,B,C`): one backbone, per-task metrics, logs and weights; eval,
+predict --task, exact resume, --init-from into a member task and a new one, DDP, bad input."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import metrics, run_dir_from, suite_main
+
+HELPERS = Path(__file__).parent / "helpers"
+TASKS = "vision,audio,arithmetic"
+SMALL = ["--backbone.preset", "tiny", "--no-progress", "--threads", 1, "--data.batch_size", 16,
+         "--audio.data.train_size", 96, "--audio.data.val_size", 32, "--audio.data.test_size", 32,
+         "--arithmetic.data.val_size", 32, "--arithmetic.data.test_size", 32, "--arithmetic.data.long_digits", "[4, 4]",
+         "--backbone.dropout", 0.1, "--optim.schedule", "constant", "--optim.warmup_steps", 4,
+         "--trainer.val_check_interval", 12, "--trainer.log_every_n_steps", 4, "--run.checkpoint_every", 12]
+
+
+def train(capsys, root, *args) -> Path:
+    code, out, err = suite_main(capsys, "train", "--task", TASKS, *SMALL, "--run.root", root, *args)
+    assert code == 0, err
+    return run_dir_from(out)
+
+
+@pytest.fixture(scope="module")
+def joint_run(tmp_path_factory) -> Path:
+    from suite import cli
+
+    root = tmp_path_factory.mktemp("joint")
+    code = cli.main([str(a) for a in ["train", "--task", TASKS, *SMALL, "--run.root", root, "--run.name", "whole",
+                                      "--trainer.max_steps", 24]])
+    assert code == 0
+    return root / "vision+audio+arithmetic" / "whole"
+
+
+def test_a_joint_run_writes_metrics_logs_and_weights_per_task(joint_run):
+    m = metrics(joint_run)
+    assert m["step"] == 24 and [h["step"] for h in m["history"]] == [12, 24]
+    assert list(m["tasks"]) == ["vision", "audio", "arithmetic"]
+    assert sum(t["steps"] for t in m["tasks"].values()) == 24 and all(t["steps"] > 0 for t in m["tasks"].values())
+    assert m["tasks"]["vision"]["mix"] == pytest.approx(1 / 3, abs=1e-5)  # uniform by default
+    assert "accuracy" in m["tasks"]["audio"]["splits"]["test"] and "exact_match" in m["tasks"]["arithmetic"]["splits"]["test"]
+    assert m["splits"]["vision/test"] == m["tasks"]["vision"]["splits"]["test"]
+    assert "arithmetic/accuracy" not in m["history"][0] and "arithmetic/exact_match" in m["history"][0]
+    with open(joint_run / "logs" / "metrics.csv") as f:
+        columns = next(csv.reader(f))
+    assert {"train/vision/loss", "train/audio/loss", "train/arithmetic/loss", "val/vision/accuracy", "test/audio/accuracy"} <= set(columns)
+    # The backbone is keyed as a single-task run's; each task has its own adapter and head.
+    single = torch.load(joint_run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    backbone = load_file(joint_run / "weights" / "backbone.safetensors")
+    assert {f"backbone.{k}" for k in backbone} == {k for k in single if k.startswith("backbone.")}
+    for task in ("vision", "audio", "arithmetic"):
+        assert load_file(joint_run / "weights" / task / "head.safetensors")
+    assert set(json.loads((joint_run / "tokenizer.json").read_text())) == {"vision", "audio", "arithmetic"}
+    assert (joint_run / "vision" / "test_confusion_matrix.json").is_file()
+
+
+def test_eval_and_predict_a_joint_run(joint_run, capsys):
+    code, out, err = suite_main(capsys, "eval", joint_run, "--no-progress")
+    assert code == 0, err
+    assert "arithmetic/test_long" in out and "vision/val" in out
+    again = metrics(joint_run)["splits"]["vision/test"]["accuracy"]
+    assert f"{again:.4f}" in out
+    code, out, err = suite_main(capsys, "predict", joint_run, "12+34", "--task", "arithmetic")
+    assert code == 0 and out.strip(), err
+    code, _, err = suite_main(capsys, "predict", joint_run, "12+34")
+    assert code == 2 and "a joint run of vision, audio, arithmetic; say which task with --task NAME" in err
+    code, _, err = suite_main(capsys, "predict", joint_run, "12+34", "--task", "chess")
+    assert code == 2 and "task 'chess' is not one of this joint run's tasks" in err
+
+
+def test_a_resumed_joint_run_ends_with_the_same_weights_and_metrics(joint_run, capsys, tmp_path):
+    part = train(capsys, tmp_path, "--run.name", "part", "--trainer.max_steps", 12)
+    code, _, err = suite_main(capsys, "train", "--resume", part, "--trainer.max_steps", 24, "--no-progress")
+    assert code == 0, err
+    a, b = metrics(joint_run), metrics(part)
+    assert b["step"] == 24 and [h["step"] for h in b["history"]] == [12, 24]
+    assert {n: t["steps"] for n, t in a["tasks"].items()} == {n: t["steps"] for n, t in b["tasks"].items()}
+    for split in a["splits"]:
+        for k, v in a["splits"][split].items():
+            assert b["splits"][split][k] == pytest.approx(v, abs=1e-6), (split, k)
+    for f in (joint_run / "weights").rglob("*.safetensors"):
+        wa, wb = load_file(f), load_file(part / f.relative_to(joint_run))
+        assert all(torch.allclose(wa[k], wb[k], atol=1e-6, rtol=0) for k in wa), f
+
+
+def test_init_from_a_joint_run_into_a_member_task_and_a_new_one(joint_run, capsys, tmp_path):
+    code, out, err = suite_main(capsys, "train", "--task", "arithmetic", "--backbone.preset", "tiny", "--no-progress",
+                                "--trainer.max_steps", 2, "--data.val_size", 16, "--data.test_size", 16,
+                                "--data.long_digits", "[4, 4]", "--init-from", joint_run, "--run.root", tmp_path)
+    assert code == 0, err
+    assert "newly initialised 0 (the task's adapter and head come from the joint run)" in out
+    code, out, err = suite_main(capsys, "train", "--task", "text", "--backbone.preset", "tiny", "--no-progress",
+                                "--trainer.max_steps", 2, "--trainer.val_check_interval", 2, "--data.max_eval_windows", 3,
+                                "--data.batch_size", 4, "--init-from", joint_run, "--run.root", tmp_path)
+    assert code == 0, err
+    assert "(adapter and head are new)" in out and metrics(run_dir_from(out))["step"] == 2
+
+
+def test_init_from_a_run_into_a_joint_run_loads_the_backbone(joint_run, capsys, tmp_path):
+    run = train(capsys, tmp_path, "--trainer.max_steps", 2, "--init-from", joint_run, "--mix", "1,0,1")
+    m = metrics(run)
+    assert m["init"]["loaded"] == len(load_file(joint_run / "weights" / "backbone.safetensors"))
+    assert m["tasks"]["audio"]["steps"] == 0 and m["tasks"]["audio"]["mix"] == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "vision,nope"], "unknown task 'nope'"),
+    (["--task", "vision,arithmetic"], "the tasks share one backbone, but vision uses preset 'tiny' and arithmetic 'small'"),
+    (["--task", "vision,audio", "--mix", "1,2,3"], "--mix 1,2,3: 3 weights for 2 tasks (vision, audio)"),
+    (["--task", "vision,audio", "--mix", "size:0"], "the temperature after size: must be a positive number"),
+    (["--task", "vision", "--mix", "1"], "--mix weighs the tasks of a joint run"),
+    (["--task", "vision,vision"], "a task is named twice"),
+    (["--task", "vision,audio", "--vision.optim.lr", "1"], "optim is shared by the tasks of a joint run; set --optim.lr"),
+])
+def test_bad_joint_input_is_one_line_and_exit_2(capsys, args, message):
+    code, _, err = suite_main(capsys, "train", *args, "--print-config")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_print_config_of_a_joint_run(capsys):
+    code, out, err = suite_main(capsys, "train", "--task", "vision,audio", "--mix", "size:2", "--audio.data.train_size", 50,
+                                "--data.batch_size", 8, "--print-config")
+    assert code == 0, err
+    import yaml
+
+    cfg = yaml.safe_load(out)
+    assert cfg["joint"] == {"tasks": ["vision", "audio"], "mix": "size:2"}
+    assert cfg["tasks"]["audio"]["data"]["train_size"] == 50 and "train_size" not in cfg["tasks"]["vision"]["data"]
+    assert cfg["tasks"]["vision"]["data"]["batch_size"] == cfg["tasks"]["audio"]["data"]["batch_size"] == 8
+
+
+def test_joint_ddp_on_two_cpu_processes(tmp_path):
+    args = [sys.executable, HELPERS / "record_samples.py", tmp_path, "train", "--task", "vision,arithmetic",
+            "--backbone.preset", "tiny", "--no-progress", "--threads", 1, "--trainer.accelerator", "cpu",
+            "--trainer.strategy", "ddp", "--trainer.devices", 2, "--trainer.max_steps", 6,
+            "--trainer.val_check_interval", 3, "--data.batch_size", 8, "--arithmetic.data.val_size", 16,
+            "--arithmetic.data.test_size", 16, "--arithmetic.data.long_digits", "[4, 4]", "--run.root", tmp_path / "runs"]
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = list((tmp_path / "runs" / "vision+arithmetic").iterdir())
+    assert len(runs) == 1, runs
+    m = metrics(runs[0])
+    assert m["world_size"] == 2 and m["step"] == 6 and set(m["tasks"]) == {"vision", "arithmetic"}
+    test_count = sum(map(sum, json.loads((runs[0] / "vision" / "test_confusion_matrix.json").read_text())["rows_true_cols_predicted"]))
+    assert test_count == 359  # every test image once over the two ranks
+    seen = [json.loads((tmp_path / f"seen-{r}.json").read_text()) for r in (0, 1)]
+    assert seen[0] and len(seen[0]) == len(seen[1]) and not set(seen[0]) & set(seen[1])  # each rank its own images
+
+
+def test_a_joint_run_is_a_transfer_source(capsys, tmp_path):
+    code, out, err = suite_main(capsys, "transfer", "--sources", "joint:vision+arithmetic", "--targets", "arithmetic",
+                                "--seeds", 0, "--lrs", 0.001, "--freeze", "none", "--preset", "tiny", "--target-steps", 4,
+                                "--source-steps", 3, "--evals", 1, "--no-progress", "--out", tmp_path)
+    assert code == 0, err
+    source = tmp_path / "sources" / "vision+arithmetic" / "joint-vision+arithmetic-tiny-3steps-s0"
+    m = metrics(source)
+    assert m["step"] == 6 and set(m["tasks"]) == {"vision", "arithmetic"}  # 3 steps for each task
+    cells = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert {c["arm"] for c in cells} == {"scratch", "joint:vision+arithmetic/none"}
+    code, _, err = suite_main(capsys, "transfer", "--sources", "joint:vision", "--targets", "arithmetic", "--dry-run",
+                              "--calibrate-steps", 0, "--out", tmp_path / "bad")
+    assert code == 2 and "a joint source names two or more different tasks" in err
