@@ -95,8 +95,9 @@ def test_init_from_a_joint_run_into_a_member_task_and_a_new_one(joint_run, capsy
                                 "--data.long_digits", "[4, 4]", "--init-from", joint_run, "--run.root", tmp_path)
     assert code == 0, err
     assert "newly initialised 0 (the task's adapter and head come from the joint run)" in out
+    # text defaults to rotary positions; the joint run's are learned, which the new run must state
     code, out, err = suite_main(capsys, "train", "--task", "text", "--backbone.preset", "tiny", "--no-progress",
-                                "--trainer.max_steps", 2, "--trainer.val_check_interval", 2, "--data.max_eval_windows", 3,
+                                "--backbone.positions", "learned", "--trainer.max_steps", 2, "--trainer.val_check_interval", 2, "--data.max_eval_windows", 3,
                                 "--data.batch_size", 4, "--init-from", joint_run, "--run.root", tmp_path)
     assert code == 0, err
     assert "(adapter and head are new)" in out and metrics(run_dir_from(out))["step"] == 2
