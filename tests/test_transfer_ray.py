@@ -15,7 +15,9 @@ from test_transfer import MATRIX
 
 pytest.importorskip("ray", reason="the `ray` extra (pip install 'suite[ray]'; `make test` installs it)")
 
-RAY = [*MATRIX, "--executor", "ray", "--resources.cpus", "1"]
+# Target runs of 40 steps (MATRIX's 6 would do) so that a run lasts long enough for the test to
+# interrupt the driver with the matrix half done: at 6 steps an idle machine finished all 8 first.
+RAY = [*MATRIX, "--target-steps", 40, "--executor", "ray", "--resources.cpus", "1"]
 
 
 def descendants(pid: int) -> dict[int, str]:
