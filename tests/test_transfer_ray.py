@@ -15,9 +15,7 @@ from test_transfer import MATRIX
 
 pytest.importorskip("ray", reason="the `ray` extra (pip install 'suite[ray]'; `make test` installs it)")
 
-# Target runs of 40 steps (MATRIX's 6 would do) so that a run lasts long enough for the test to
-# interrupt the driver with the matrix half done: at 6 steps an idle machine finished all 8 first.
-RAY = [*MATRIX, "--target-steps", 40, "--executor", "ray", "--resources.cpus", "1"]
+RAY = [*MATRIX, "--executor", "ray", "--resources.cpus", "1"]
 
 
 def descendants(pid: int) -> dict[int, str]:
@@ -67,8 +65,9 @@ def test_ray_matrix_survives_a_killed_worker_and_resumes_without_redoing_cells(i
         if driver.poll() is None:
             driver.kill()
     if driver.returncode == 0:
-        # The whole matrix finished before the interrupt landed (seen in the full suite on an idle
-        # machine): take the last runs' cells away, as an interrupted driver would have left it.
+        # The whole matrix finished before the interrupt landed (seen only in the full suite, at 6
+        # and at 40 steps a run; the cause is not found): take the last runs' cells away, as an
+        # interrupted driver would have left it, and test the resume all the same.
         assert len(cells(out)) == 8, output
         for name in sorted(cells(out))[3:]:
             (out / "cells" / name).unlink()
