@@ -44,6 +44,18 @@ def test_answers_are_reversed_and_end_with_eos():
     assert tok.decode(prompt) == "12+9=" and tok.decode(answer) == "12" and answer[-1] == tok.EOS
 
 
+@pytest.mark.parametrize("problem, answer, written", [
+    ("12-345=", "-333", "-333"), ("99+1=", "100", "+001"), ("5-5=", "0", "+0"), ("120-20=", "100", "+001")])
+def test_sign_first_answers_round_trip(problem, answer, written):
+    """sign_first: the sign, then the digits least significant first; read_answer gives back the
+    plain answer."""
+    tok = ar.make_tokenizer()
+    prompt, ids, numbers = ar.encode(tok, problem, answer, True, ar.scale_of(12, 0), 64, sign_first=True)
+    assert tok.decode(ids[:-1]) == written and ar.read_answer(written, True, True) == answer
+    # "=" predicts the sign (number 0 of the answer region); the sign token predicts the units
+    assert numbers[len(prompt) - 1] == 2 * 64 and numbers[len(prompt)] == 2 * 64 + 1
+
+
 def test_collate_left_pads_prompts_and_aligns_targets():
     tok = ar.make_tokenizer()
     batch = ar.collate([ar.encode(tok, "1+1=", "2", False), ar.encode(tok, "100+200=", "300", False)])

@@ -8,6 +8,7 @@ import io
 import random
 
 import chess
+import chess.engine
 import chess.pgn
 import pytest
 import torch
@@ -15,7 +16,7 @@ import torch
 import suite
 from suite.plugins.chess import data as chess_data
 from suite.plugins.chess.heads import PolicyHead
-from suite.plugins.chess.mate import mate_positions
+from suite.plugins.chess.mate import MATE_SOURCES, game_mate_positions, mate_positions
 from suite.plugins.chess.pgn import read_pgn
 from suite.plugins.chess.play import elo, summarise, wilson
 from suite.plugins.chess.policy import best_move, parse_fen
@@ -160,8 +161,9 @@ def test_splits_are_by_game():
 
 
 # -- mate in one -------------------------------------------------------------------------------
-def test_mate_puzzles_list_every_mating_move():
-    p = mate_positions(15, seed=1)
+@pytest.mark.parametrize("source", ["placement", "games"])
+def test_mate_puzzles_list_every_mating_move(source):
+    p = MATE_SOURCES[source](15, seed=1)
     assert len(p) == 15
     for fen, correct in zip(p.fen, p.correct):
         board = chess.Board(fen)
@@ -173,6 +175,14 @@ def test_mate_puzzles_list_every_mating_move():
                 mates.add(move.uci())
             board.pop()
         assert mates == set(correct)
+
+
+def test_mates_met_in_one_game_share_its_key():
+    """Game mates keep a game's positions in one split (a missed mate often stays on the board)."""
+    p = game_mate_positions(40, seed=3)
+    assert len(set(p.game)) < len(p.game) and all(g.startswith("mate-game:3:") for g in p.game)
+    board = chess.Board(p.fen[0])
+    assert board.fullmove_number > 1 and len(board.piece_map()) > 4  # a game's position, not a placed one
 
 
 def test_puzzles_mixed_into_games_keep_every_positions_right_moves():
@@ -270,3 +280,30 @@ def test_soft_targets_weight_moves_by_expected_score_and_the_loss_uses_them():
     assert matched < peaked
     masked = suite.mask_options(torch.zeros(1, 1968), batch["soft"][:1] > 0)  # -inf where the target is 0: still finite
     assert torch.isfinite(choice_loss(masked, {"soft": target, "label": batch["label"][:1]}))
+
+
+class FirstMoveEngine:
+    """A stand-in for Stockfish: its best move is the first legal one, its evaluation level."""
+
+    def analyse(self, board, limit, multipv=None):
+        return {"pv": [next(iter(board.legal_moves))], "score": chess.engine.PovScore(chess.engine.Cp(0), chess.WHITE)}
+
+
+def test_strong_epsilon_makes_the_engine_side_play_random_moves_too():
+    from suite.plugins.chess import generate
+
+    base = {"nodes": 1, "open_plies": 0, "epsilon": 0.0, "weak_games": 1.0, "weak_epsilon": [0.0, 0.0], "max_plies": 40,
+            "shard_positions": 10, "seed": 0, "targets": "best", "positions": 10}
+    assert generate.settings_of(base) == generate.settings_of({**base, "strong_epsilon": None})  # old caches keep their names
+    assert generate.cache_dir(base) != generate.cache_dir({**base, "strong_epsilon": [0.0, 1.0]})
+    for strong, followed in ((None, 1.0), ([1.0, 1.0], 0.5)):
+        out = {"fen": [], "move": [], "value": [], "cand": []}
+        s = {**generate.settings_of({**base, "strong_epsilon": strong}), "max_plies": 40}
+        generate._play_game(FirstMoveEngine(), random.Random(1), s, out)
+        def made(before, after):  # the move played between two consecutive positions
+            board = chess.Board(before)
+            return next(m.uci() for m in board.legal_moves if (board.push(m), board.fen() == after, board.pop())[1])
+        played = [made(a, b) for a, b in zip(out["fen"], out["fen"][1:])]
+        share = sum(m == label for m, label in zip(played, out["move"])) / len(played)
+        # weak_epsilon 0: without strong_epsilon both sides play the label; with it at 1, one side is random
+        assert share == followed if strong is None else 0.3 < share < 0.75

@@ -53,22 +53,40 @@ DECODE_ROOM = 32  # answer positions numbered beyond the longest answer in a bat
 ABACUS_REGION = 64  # the fewest position numbers per region
 
 
-def abacus_ids(problem: str, scale: list[int], region: int) -> list[int]:
+def abacus_ids(problem: str, scale: list[int], region: int, sign_first: bool = False) -> list[int]:
     """Position numbers of "A op B=" and of the answer tokens to come. ``scale[s - 1]`` numbers
     significance s (1 = units): a digit of the first operand carries it, of the second region plus
     it, the token that predicts the answer's digit s ("=" for the units, then each answer token)
     2 * region plus it; the operator 0. One number per ``scale`` entry after the operands."""
     a, op, b = PROBLEM.match(problem).group(1, 2, 3)
     return ([scale[len(a) - 1 - i] for i in range(len(a))] + [0]
-            + [region + scale[len(b) - 1 - i] for i in range(len(b))] + [2 * region + n for n in scale])
+            + [region + scale[len(b) - 1 - i] for i in range(len(b))] + [2 * region + n for n in ([0] * sign_first + scale)])
+
+
+def answer_text(answer: str, reverse: bool, sign_first: bool) -> str:
+    """The answer as the model writes it: digits reversed or not, and with ``sign_first`` a sign
+    ("+" or "-") before the digits, so that a difference's sign is decided before its digits."""
+    digits = answer.lstrip("-")
+    digits = digits[::-1] if reverse else digits
+    if sign_first:
+        return ("-" if answer.startswith("-") else "+") + digits
+    return digits + "-" * answer.startswith("-") if reverse else answer
+
+
+def read_answer(text: str, reverse: bool, sign_first: bool) -> str:
+    """The inverse of ``answer_text``."""
+    if sign_first:
+        sign, digits = text[:1], text[1:]
+        return ("-" if sign == "-" else "") + (digits[::-1] if reverse else digits)
+    return text[::-1] if reverse else text
 
 
 def encode(tokenizer, problem: str, answer: str, reverse: bool, scale: list[int] | None = None,
-           region: int = ABACUS_REGION) -> tuple:
+           region: int = ABACUS_REGION, sign_first: bool = False) -> tuple:
     """(prompt ids, answer ids + EOS), and with abacus positions (``scale`` given) the position
     numbers of the prompt and the answer as a third element."""
-    out = tokenizer.encode(problem), tokenizer.encode(answer[::-1] if reverse else answer) + [tokenizer.EOS]
-    return out if scale is None else (*out, abacus_ids(problem, scale, region))
+    out = tokenizer.encode(problem), tokenizer.encode(answer_text(answer, reverse, sign_first)) + [tokenizer.EOS]
+    return out if scale is None else (*out, abacus_ids(problem, scale, region, sign_first))
 
 
 def digit_ranges(d: dict) -> dict[str, tuple[int, int]]:
@@ -115,7 +133,7 @@ class TrainStream(suite.Stream):
             problem, answer = sample_problem(rng, d["ops"], (d["min_digits"], d["max_digits"]))
             if split_of(problem, d["holdout_percent"]) == "train":
                 scale = scale_of(len(problem) + 1, spread, rng) if abacus else None
-                out.append(encode(self.tokenizer, problem, answer, d["reverse"], scale, region))
+                out.append(encode(self.tokenizer, problem, answer, d["reverse"], scale, region, d.get("sign_first", False)))
         return out
 
 
@@ -131,8 +149,8 @@ class FixedSet(Dataset):
             if split is None or split_of(problem, data["holdout_percent"]) == split:
                 seen[problem] = answer
         abacus, _, region = position_settings(data)  # evaluation: significances numbered 1, 2, 3, ...
-        self.items = [encode(tokenizer, p, a, data["reverse"], scale_of(len(p) + 1 + DECODE_ROOM, 0) if abacus else None, region)
-                      for p, a in seen.items()]
+        self.items = [encode(tokenizer, p, a, data["reverse"], scale_of(len(p) + 1 + DECODE_ROOM, 0) if abacus else None, region,
+                             data.get("sign_first", False)) for p, a in seen.items()]
 
     def __len__(self):
         return len(self.items)
@@ -183,6 +201,8 @@ class ArithmeticData(suite.DataSettings):
     """abacus: training numbers significances by a sorted random choice from 1..this"""
     reverse: bool = True
     """write answers least significant digit first"""
+    sign_first: bool = False
+    """write every answer's sign ("+" or "-") before its digits (docs/positions.md: not the default)"""
     holdout_percent: int = 10
     """problems held out of training (by hash of the text), half val, half test"""
     epoch_size: int = 1000000
@@ -249,13 +269,14 @@ class ArithmeticTask(suite.Task):
         max_new = int(options.get("max_tokens", len(m[1]) + len(m[3]) + 2))
         if abacus and max_new + 2 >= region:
             raise suite.SuiteError(f"this run numbers up to {region - 3} answer digits by significance; {problem} may need {max_new}")
-        batch = collate([encode(model.tokenizer, problem, "", d["reverse"], scale_of(max_new + 2, 0) if abacus else None, region)],
-                        room=max_new)
+        sign_first = d.get("sign_first", False)
+        batch = collate([encode(model.tokenizer, problem, "", d["reverse"], scale_of(max_new + 2, 0) if abacus else None, region,
+                                sign_first)], room=max_new)
         P = int(batch["prefix_len"][0])
         out = suite.greedy_decode(model, batch["inputs"][:, :P], batch["padding"][:, :P], max_new, model.tokenizer.EOS,
                                   batch.get("positions"))
         answer = model.tokenizer.decode(out[0].tolist()[: (out[0] == model.tokenizer.EOS).int().argmax() or None])
-        return answer[::-1] if d["reverse"] else answer
+        return read_answer(answer, d["reverse"], sign_first)
 
 
 @suite.hookimpl

@@ -123,10 +123,11 @@ class ChessTask(suite.Task):
         d = cfg["data"]
         workers = int(d.get("workers") or cpu_cores())
         where = suite.cache_dir("chess", d.get("cache_dir"))
+        source = d.get("mate_from") or "placement"
         if not load:
-            mate_chunks(n, int(d["seed"]), where, workers)
+            mate_chunks(n, int(d["seed"]), where, workers, source=source)
             return None
-        return cached_mate_positions(n, int(d["seed"]), where, workers)
+        return cached_mate_positions(n, int(d["seed"]), where, workers, source=source)
 
     def build_data(self, tokenizer, cfg):
         mask_train = bool(cfg.get("model", {}).get("mask_loss", False))

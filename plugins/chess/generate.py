@@ -53,6 +53,8 @@ def cpu_cores() -> int:
 
 def settings_of(data: dict) -> dict:
     s = {k: data[k] for k in CONTENT_KEYS}
+    if data.get("strong_epsilon"):  # only then: caches made before the setting keep their names
+        s["strong_epsilon"] = [float(x) for x in data["strong_epsilon"]]
     if (data.get("targets") or "best") != "best":  # only then: caches of best-move data keep their names
         if data["targets"] != "multipv":
             raise suite.SuiteError(f"data.targets must be best or multipv, not {data['targets']!r}")
@@ -78,7 +80,10 @@ def _play_game(engine, rng: random.Random, s: dict, out: dict) -> int:
         return 0
     eps = [s["epsilon"], s["epsilon"]]
     if rng.random() < s["weak_games"]:
-        eps[rng.randrange(2)] = rng.uniform(*s["weak_epsilon"])
+        weak = rng.randrange(2)
+        eps[weak] = rng.uniform(*s["weak_epsilon"])
+        if s.get("strong_epsilon"):  # the engine's side blunders too, so the data shows how to recover
+            eps[1 - weak] = rng.uniform(*s["strong_epsilon"])
     fens, moves, turns, cands, last_cp = [], [], [], [], 0
     limit = chess.engine.Limit(nodes=int(s["nodes"]))
     multipv = int(s.get("multipv", 1))

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import chess
 
+import suite
+
 from .data import Positions
 
 ATTACK = [chess.QUEEN, chess.ROOK, chess.ROOK, chess.BISHOP, chess.BISHOP, chess.KNIGHT, chess.KNIGHT, chess.PAWN, chess.PAWN]
@@ -72,40 +74,95 @@ def mate_positions(n: int, seed: int) -> Positions:
     return out
 
 
-def write_mate_chunk(n: int, seed: int, path) -> int:
+VALUE = {chess.PAWN: 1, chess.KNIGHT: 3, chess.BISHOP: 3, chess.ROOK: 5, chess.QUEEN: 9, chess.KING: 0}
+
+
+def greedy_move(board: chess.Board, rng: random.Random, epsilon: float) -> chess.Move:
+    """A material-greedy move: the most valuable capture or promotion, less the value of the piece
+    when the square it goes to is attacked; a random move with probability ``epsilon``."""
+    moves = list(board.legal_moves)
+    if rng.random() < epsilon:
+        return rng.choice(moves)
+
+    def gain(move: chess.Move) -> float:
+        victim = board.piece_type_at(move.to_square) or (chess.PAWN if board.is_en_passant(move) else None)
+        v = VALUE[victim] if victim else 0
+        v += VALUE[move.promotion] if move.promotion else 0
+        if board.is_attacked_by(not board.turn, move.to_square):
+            v -= 0.9 * VALUE[board.piece_type_at(move.from_square)]
+        return v + 0.5 * rng.random()
+
+    return max(moves, key=gain)
+
+
+def game_mate_positions(n: int, seed: int) -> Positions:
+    """``n`` mate-in-one positions met in games of a material-greedy player (random with a
+    probability drawn per game from 0-0.5) against the random mover: the positions a policy meets
+    when it has won material from a weak opponent and must finish. The greedy side takes a mate
+    it has with probability 0.3, so a game yields several. Positions of one game share a key."""
+    rng = random.Random(seed)
+    out, game = Positions(correct=[]), 0
+    while len(out) < n:
+        board, strong, epsilon, game = chess.Board(), rng.random() < 0.5, rng.uniform(0.0, 0.5), game + 1
+        while len(out) < n and not board.is_game_over() and board.ply() < 300:
+            if board.turn == strong:
+                mates = mating_moves(board)
+                if mates:
+                    out.fen.append(board.fen())
+                    out.move.append(mates[0].uci())
+                    out.value.append(2)
+                    out.game.append(f"mate-game:{seed}:{game}")
+                    out.correct.append([m.uci() for m in mates])
+                    if rng.random() < 0.3:
+                        break
+                board.push(greedy_move(board, rng, epsilon))
+            else:
+                board.push(rng.choice(list(board.legal_moves)))
+    return out
+
+
+MATE_SOURCES = {"placement": mate_positions, "games": game_mate_positions}
+
+
+def write_mate_chunk(n: int, seed: int, path, source: str = "placement") -> int:
     """``n`` puzzles from ``seed``, written as JSON to ``path`` (a worker process's job)."""
-    p = mate_positions(n, seed)
+    p = MATE_SOURCES[source](n, seed)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"fen": p.fen, "correct": p.correct}))
+    tmp.write_text(json.dumps({"fen": p.fen, "correct": p.correct, "game": p.game}))
     tmp.replace(path)
     return len(p)
 
 
-def mate_chunks(n: int, seed: int, root, workers: int = 1, chunk: int = 1000, progress: bool = True) -> list[Path]:
+def mate_chunks(n: int, seed: int, root, workers: int = 1, chunk: int = 1000, progress: bool = True,
+                source: str = "placement") -> list[Path]:
     """The files of ``n`` puzzles (rounded up to whole chunks) under ``root``, made where missing
-    in chunks of ``chunk`` by ``workers`` processes."""
+    in chunks of ``chunk`` by ``workers`` processes; ``source`` is a key of ``MATE_SOURCES``."""
     from .generate import in_processes
 
-    root = Path(root) / f"mate-in-one-{chunk}"
+    if source not in MATE_SOURCES:
+        raise suite.SuiteError(f"data.mate_from must be one of {', '.join(MATE_SOURCES)}, not {source!r}")
+    root = Path(root) / (f"mate-in-one-{chunk}" if source == "placement" else f"mate-in-one-{source}-{chunk}")
     paths = [root / f"chunk-{seed}-{i:05d}.json" for i in range(-(-n // chunk))]
     missing = [i for i, p in enumerate(paths) if not p.is_file()]
     if missing:
         root.mkdir(parents=True, exist_ok=True)
         print(f"generating {len(missing) * chunk} mate-in-one puzzles into {root}")
-        jobs = [(chunk, seed * 100_003 + i, paths[i]) for i in missing]
+        jobs = [(chunk, seed * 100_003 + i, paths[i], source) for i in missing]
         in_processes(write_mate_chunk, jobs, workers, "mate-in-one puzzles", chunk, progress)
     return paths
 
 
-def cached_mate_positions(n: int, seed: int, root, workers: int = 1, chunk: int = 1000, progress: bool = True) -> Positions:
+def cached_mate_positions(n: int, seed: int, root, workers: int = 1, chunk: int = 1000, progress: bool = True,
+                          source: str = "placement") -> Positions:
     """``n`` puzzles, made once (``mate_chunks``) and kept as JSON under ``root`` for the next run."""
     out = Positions(correct=[])
-    for path in mate_chunks(n, seed, root, workers, chunk, progress):
+    for path in mate_chunks(n, seed, root, workers, chunk, progress, source):
         d = json.loads(path.read_text())
-        for fen, correct in zip(d["fen"], d["correct"]):
+        games = d.get("game") or [fen.rsplit(" ", 4)[0] for fen in d["fen"]]  # a puzzle alone is its own game
+        for fen, correct, game in zip(d["fen"], d["correct"], games):
             out.fen.append(fen)
             out.move.append(correct[0])
             out.value.append(2)
-            out.game.append(fen.rsplit(" ", 4)[0])
+            out.game.append(game)
             out.correct.append(correct)
     return out.select(range(min(n, len(out))))
