@@ -53,6 +53,15 @@ def random_position(rng: random.Random) -> chess.Board:
     return board
 
 
+def add_puzzle(out: Positions, board: chess.Board, mates: list[chess.Move], key: str) -> None:
+    """Append a mate-in-one position: every mating move right, the first the label, a won game."""
+    out.fen.append(board.fen())
+    out.move.append(mates[0].uci())
+    out.value.append(2)
+    out.game.append(key)
+    out.correct.append([m.uci() for m in mates])
+
+
 def mate_positions(n: int, seed: int) -> Positions:
     """``n`` distinct mate-in-one puzzles."""
     rng = random.Random(seed)
@@ -66,11 +75,7 @@ def mate_positions(n: int, seed: int) -> Positions:
         if not mates or key in seen:
             continue
         seen.add(key)
-        out.fen.append(board.fen())
-        out.move.append(mates[0].uci())
-        out.value.append(2)
-        out.game.append(key)
-        out.correct.append([m.uci() for m in mates])
+        add_puzzle(out, board, mates, key)
     return out
 
 
@@ -108,11 +113,7 @@ def game_mate_positions(n: int, seed: int) -> Positions:
             if board.turn == strong:
                 mates = mating_moves(board)
                 if mates:
-                    out.fen.append(board.fen())
-                    out.move.append(mates[0].uci())
-                    out.value.append(2)
-                    out.game.append(f"mate-game:{seed}:{game}")
-                    out.correct.append([m.uci() for m in mates])
+                    add_puzzle(out, board, mates, f"mate-game:{seed}:{game}")
                     if rng.random() < 0.3:
                         break
                 board.push(greedy_move(board, rng, epsilon))
