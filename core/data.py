@@ -48,7 +48,11 @@ class SuiteDataModule(pl.LightningDataModule):
             ds = Shuffled(ds, int(self.cfg["seed"]))
         if isinstance(ds, Stream):
             # A generator of its own: creating the iterator draws no number from torch's global RNG.
-            return StreamLoader(ds.configure(bs, rank, world), generator=torch.Generator().manual_seed(0), **common)
+            loader = StreamLoader(ds.configure(bs, rank, world), generator=torch.Generator().manual_seed(0), **common)
+            # Read again at an epoch start (reload_dataloaders_every_n_epochs): that epoch's permutation,
+            # not the first one's. A resumed run then loads the saved position over it.
+            loader.epoch = self.trainer.current_epoch if self.trainer is not None else 0
+            return loader
         if world > 1:  # a plugin's own IterableDataset cannot know its rank
             warnings.warn(f"task {self.task.name!r}: the training data is a plain IterableDataset, so every rank "
                           "reads the same samples; derive it from suite.Stream to split it between ranks")

@@ -85,6 +85,16 @@ class Task:
         """Samples -> one batch in the layout of the objective (``objective.batch``)."""
         return default_collate(samples)
 
+    def callbacks(self, cfg: dict) -> list:
+        """Lightning callbacks this task adds to its single-task training runs (``suite train``,
+        the transfer matrix); the default adds none. A callback may change the training data as
+        the run goes: ``trainer.datamodule.datasets`` is the dict of this task's datasets by split,
+        and a callback that puts a new training set there (a new dict, not changed in place: runs
+        may share datasets) and sets ``trainer.reload_dataloaders_every_n_epochs = 1`` has it read
+        from the next epoch on. Data a callback adds belongs in its ``state_dict`` so that a
+        resumed run trains on the same data (the chess plugin's ``onpolicy.py`` is an example)."""
+        return []
+
     def classes(self, tokenizer: Tokenizer) -> list[str]:
         """Class names, for classification tasks."""
         raise NotImplementedError

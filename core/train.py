@@ -281,7 +281,7 @@ def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bo
         if data_cache is not None and resume is None and cache_key not in data_cache and not own_parts:
             dm.setup()
             data_cache[cache_key] = (tokenizer, dm.datasets)
-        trainer = make_trainer(cfg, run_dir, progress=progress, objective=module.objective)
+        trainer = make_trainer(cfg, run_dir, progress=progress, objective=module.objective, extra_callbacks=task.callbacks(cfg))
         train_time = fit(trainer, module, dm, run_dir, ckpt)
         results = evaluate_module(module, dm, cfg, progress, trainer=trainer)
         if trainer.global_rank == 0:

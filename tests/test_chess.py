@@ -86,6 +86,23 @@ def test_tokens_fixed_length_and_mirrored_for_black():
     assert "ep:f" in tok.describe(tok.encode(board)) and tok.describe(tok.encode(board)).count("castle:+") == 2
 
 
+def test_attack_tokens_say_who_attacks_each_square_from_the_side_to_moves_view():
+    tok, plain = ChessTokenizer(attacks=True), ChessTokenizer()
+    assert (tok.vocab_size, plain.vocab_size) == (36 + 3 * 13, 36)
+    assert ChessTokenizer.from_state({"mirror": True}).vocab_size == 36  # runs saved before the option
+    for board in random_boards(200, seed=4):
+        ids, base = tok.encode(board), plain.encode(board)
+        assert (tok.encode(board.fen()) == ids).all() and (tok.encode(board.mirror()) == ids).all()
+        flip = tok.flips(board)
+        for i in range(64):  # square i of the encoded board is square i (or i ^ 56, mirrored) of the real one
+            square = i ^ 56 if flip else i
+            who = board.is_attacked_by(board.turn, square) + 2 * board.is_attacked_by(not board.turn, square)
+            assert ids[1 + i] == (base[1 + i] if who == 0 else 36 + 13 * (who - 1) + base[1 + i]), (board.fen(), i)
+    back_rank = chess.Board("6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1")
+    squares = tok.describe(tok.encode(back_rank)).split()[1:65]
+    assert squares[chess.A8] == "sq:.:us" and squares[chess.G8] == "sq:k" and squares[chess.H8] == "sq:.:them"
+
+
 def test_policy_head_scores_every_move():
     head = PolicyHead(32)
     logits = head(torch.randn(3, LENGTH, 32), {})

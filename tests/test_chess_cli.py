@@ -14,7 +14,11 @@ import chess
 import chess.engine
 import chess.pgn
 import pytest
+import pytorch_lightning as pl
+import torch
+from safetensors.torch import load_file
 
+import suite
 from suite import cli, testing
 from suite.plugins.chess.generate import find_stockfish
 
@@ -130,6 +134,39 @@ def test_uci_engine_plays_a_whole_game_against_stockfish(chess_run):
         stockfish.quit()
 
 
+@needs_stockfish
+def test_on_policy_rounds_grow_the_training_set_and_a_resumed_run_trains_on_the_same_data(chess_run, tmp_path, monkeypatch):
+    _, tmp, _ = chess_run
+    args = ["train", "--task", "chess", *TINY, *SMALL_DATA, "--data.mate_puzzles", 0, "--data.on_policy_games", 4,
+            "--data.on_policy_from", 0, "--trainer.max_steps", 40, "--trainer.val_check_interval", 20,
+            "--run.checkpoint_every", 5, "--data.cache_dir", tmp / "cache", "--run.root", tmp_path]
+    out = run_ok(*args, "--run.name", "whole")
+    # 310 training positions make 9 batches of 32; then 4 games of 40 of the policy's moves (80 plies) join them.
+    assert "on-policy round 1 at step 9: " in out and "labelled its 160 positions" in out and "470 training positions" in out
+    assert "on-policy round 2 at step 23: " in out and "630 training positions" in out
+
+    class Stop(pl.Callback):  # the run dies at step 20, after round 1; its last checkpoint is step 15's
+        def on_train_batch_end(self, trainer, *_):
+            if trainer.global_step == 20:
+                raise suite.SuiteError("stopped by the test")
+
+    from suite.plugins.chess import ChessTask
+
+    own = ChessTask.callbacks
+    monkeypatch.setattr(ChessTask, "callbacks", lambda self, cfg: [*own(self, cfg), Stop()])
+    code, out, _ = suite_main(*args, "--run.name", "stopped")
+    assert code != 0 and "on-policy round 1" in out and "round 2" not in out
+    monkeypatch.undo()
+    out = run_ok("train", "--resume", tmp_path / "chess" / "stopped", "--no-progress")
+    assert "round 1" not in out and "on-policy round 2 at step 23: " in out and "630 training positions" in out
+    a, b = metrics(tmp_path / "chess" / "whole"), metrics(tmp_path / "chess" / "stopped")
+    assert b["splits"]["test"] == pytest.approx(a["splits"]["test"], abs=1e-6)
+    for part in ("backbone", "head"):
+        wa = load_file(tmp_path / "chess" / "whole" / "weights" / f"{part}.safetensors")
+        wb = load_file(tmp_path / "chess" / "stopped" / "weights" / f"{part}.safetensors")
+        assert all(torch.allclose(wa[k], wb[k], atol=1e-6, rtol=0) for k in wa), part
+
+
 def lichess_pgn(games: int, seed: int = 3) -> str:
     """Games as Lichess exports them (headers, clock comments, a variation) and one illegal game."""
     rng, texts = random.Random(seed), []
@@ -162,6 +199,7 @@ def test_a_small_pgn_file_trains_on_its_own_games_with_default_splits(tmp_path):
                  "--run.root", tmp_path / "runs")
     assert "pgn: 25 games, 750 positions" in out and "1 malformed" in out
     assert "mate-in-one" not in out and not (tmp_path / "cache").exists()  # no puzzles unless asked for
+    assert "on-policy" not in out  # nor on-policy rounds
     counts = dict(part.split() for part in out.split("positions by split (whole games): ")[1].splitlines()[0].split(", "))
     assert set(counts) == {"train", "val", "test"} and int(counts["train"]) == 750 - int(counts["val"]) - int(counts["test"])
     assert int(counts["val"]) % 30 == 0 and int(counts["val"]) >= 30 and int(counts["test"]) >= 30  # whole games

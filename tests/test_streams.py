@@ -61,3 +61,19 @@ def test_a_map_style_training_set_is_shuffled_into_a_stream():
     data = list(range(10))
     stream = suite.Shuffled(data, seed=3).configure(5)
     assert len(stream) == 10 and sorted(x for x in stream) == data and list(stream) != data
+
+
+def test_a_training_loader_read_again_at_an_epoch_start_serves_that_epochs_permutation():
+    from types import SimpleNamespace
+
+    from suite.data import SuiteDataModule
+
+    task = SimpleNamespace(collate=lambda s: s)
+    dm = SuiteDataModule(task, None, {"seed": 0, "data": {"batch_size": 5}}, datasets={"train": list(range(10))})
+    dm.trainer = SimpleNamespace(current_epoch=3, global_rank=0, world_size=1)  # reload_dataloaders_every_n_epochs
+    reloaded = [x for batch in dm.train_dataloader() for x in batch]
+    stream = suite.Shuffled(list(range(10)), seed=0).configure(5)
+    stream.epoch = 3
+    assert reloaded == list(stream) and sorted(reloaded) == list(range(10))
+    stream.epoch = 0
+    assert reloaded != list(stream)  # not the first epoch's order again

@@ -21,12 +21,14 @@ from . import data as chess_data
 from .generate import cpu_cores, ensure_shards, stockfish_positions
 from .heads import PolicyHead
 from .mate import cached_mate_positions, mate_chunks
+from .onpolicy import OnPolicy
 from .pgn import read_pgn
 from .policy import move_probabilities, parse_fen, value_probabilities
 from .tokenizer import ChessTokenizer
 
 
-DEFAULT_MATE_PUZZLES = 40_000
+DEFAULT_MATE_PUZZLES = 20_000
+DEFAULT_ON_POLICY_GAMES = 300
 
 
 class ChessTask(suite.Task):
@@ -41,7 +43,7 @@ class ChessTask(suite.Task):
     target = "move"
 
     def build_tokenizer(self, cfg):
-        return ChessTokenizer(mirror=bool(cfg["data"].get("mirror", True)))
+        return ChessTokenizer(mirror=bool(cfg["data"].get("mirror", True)), attacks=bool(cfg["data"].get("attacks", False)))
 
     def build_adapter(self, tokenizer, d_model, cfg):
         return suite.EmbeddingAdapter(tokenizer.vocab_size, d_model, padding_idx=None)
@@ -66,7 +68,7 @@ class ChessTask(suite.Task):
         return source == "pgn" or (source == "auto" and bool(d.get("pgn")))
 
     def puzzle_count(self, d: dict) -> int:
-        """``data.mate_puzzles``; null (the default) means 40,000 with Stockfish's data and none
+        """``data.mate_puzzles``; null (the default) means 20,000 with Stockfish's data and none
         with a PGN file: a user's games train on the user's games unless puzzles are asked for."""
         if "mate_puzzles" not in d:  # chess-value, chess-mate
             return 0
@@ -74,6 +76,18 @@ class ChessTask(suite.Task):
         if n is None or n == "auto":
             return 0 if self.uses_pgn(d) else DEFAULT_MATE_PUZZLES
         return int(n)
+
+    def callbacks(self, cfg):
+        """On-policy rounds (onpolicy.py): ``data.on_policy_games``; null (the default) means 300 with
+        Stockfish's data and none with a PGN file."""
+        d = cfg["data"]
+        games = d.get("on_policy_games")
+        games = (0 if self.uses_pgn(d) else DEFAULT_ON_POLICY_GAMES) if games is None else int(games)
+        start = float(d.get("on_policy_from") or 0.0)
+        if games < 0 or not 0.0 <= start <= 1.0:
+            raise suite.SuiteError(f"data.on_policy_games must be 0 or more (not {games}) and data.on_policy_from "
+                                   f"a share of the run between 0 and 1 (not {start})")
+        return [OnPolicy({**d, "on_policy_games": games}, cfg["seed"])] if games else []
 
     def positions(self, cfg) -> chess_data.Positions:
         d = cfg["data"]
@@ -162,6 +176,9 @@ class ChessValueTask(ChessTask):
     def build_data(self, tokenizer, cfg):
         return {s: chess_data.PositionSet(tokenizer, p, "value") for s, p in self.splits(cfg).items()}
 
+    def callbacks(self, cfg):
+        return []  # the on-policy rounds label moves, not outcomes
+
     def predict(self, model, text, options):
         board = parse_fen(text)
         probs = value_probabilities(model, board)
@@ -180,6 +197,9 @@ class ChessMateTask(ChessTask):
 
     def positions(self, cfg):
         return self.mate_puzzles(int(cfg["data"]["positions"]), cfg)
+
+    def callbacks(self, cfg):
+        return []
 
 
 @suite.hookimpl

@@ -101,6 +101,12 @@ class _Ragged:
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.flat[self.offsets[i]:self.offsets[i + 1]]
 
+    def __add__(self, other: "_Ragged") -> "_Ragged":
+        joined = _Ragged([])
+        joined.offsets = np.concatenate([self.offsets, other.offsets[1:] + self.offsets[-1]])
+        joined.flat = torch.cat([self.flat, other.flat])
+        return joined
+
 
 class PositionSet(Dataset):
     """Tokenised positions of one split. ``target`` is "move" (the policy) or "value" (W/D/L).
@@ -129,6 +135,22 @@ class PositionSet(Dataset):
 
     def __len__(self) -> int:
         return self.size
+
+    def extended(self, tokenizer: ChessTokenizer, p: Positions) -> "PositionSet":
+        """A new set: these samples, then ``p``'s, given the same fields (legal moves, every right
+        move, soft targets) as this set has. This set is left as it is (runs may share it)."""
+        p = Positions(p.fen, p.move, p.value, p.game, p.right_moves() if self.correct is not None else None,
+                      p.soft_targets() if self.soft is not None else None)
+        more = PositionSet(tokenizer, p, legal=self.legal is not None)
+        joined = PositionSet.__new__(PositionSet)
+        joined.size = self.size + more.size
+        joined.tokens = torch.cat([self.tokens, more.tokens])
+        joined.labels = torch.cat([self.labels, more.labels])
+        for name in ("legal", "correct", "soft"):  # _Ragged rows, or None
+            a, b = getattr(self, name), getattr(more, name)
+            setattr(joined, name, a + b if a is not None else None)
+        joined.soft_p = torch.cat([self.soft_p, more.soft_p]) if self.soft_p is not None else None
+        return joined
 
     def __getitem__(self, i):
         soft = None

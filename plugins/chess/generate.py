@@ -137,6 +137,41 @@ def generate_shard(engine_path: str, s: dict, index: int, path: Path) -> int:
     return len(out["fen"])
 
 
+def best_moves(engine_path: str, nodes: int, fens: list[str]) -> list[str]:
+    """Stockfish's best move (UCI) in each position, at ``nodes`` nodes, from one fresh engine:
+    the same positions in the same order get the same moves."""
+    engine = chess.engine.SimpleEngine.popen_uci(engine_path)
+    try:
+        engine.configure({"Threads": 1, "Hash": 16})
+        limit, moves = chess.engine.Limit(nodes=int(nodes)), []
+        for fen in fens:
+            board = chess.Board(fen)
+            info = engine.analyse(board, limit)
+            moves.append((info["pv"][0] if info.get("pv") else engine.play(board, limit).move).uci())
+    finally:
+        engine.quit()
+    return moves
+
+
+def _best_moves_job(index: int, *args) -> tuple[int, list[str]]:
+    return index, best_moves(*args)
+
+
+def label_positions(fens: list[str], data: dict, chunk: int = 500) -> list[str]:
+    """Stockfish's best move in each position, on ``data['workers']`` engine processes."""
+    engine_path = find_stockfish(data.get("stockfish"))
+    if engine_path is None:
+        raise suite.SuiteError("Stockfish was not found to label positions; install it (`apt-get install stockfish`) "
+                               "or set --data.stockfish PATH")
+    jobs = [(i, engine_path, int(data["nodes"]), fens[i:i + chunk]) for i in range(0, len(fens), chunk)]
+    workers = max(1, min(int(data.get("workers") or cpu_cores()), len(jobs)))
+    try:
+        done = dict(in_processes(_best_moves_job, jobs, workers, "labelling", chunk, progress=False))
+    except chess.engine.EngineError as e:
+        raise suite.SuiteError(f"Stockfish ({engine_path}) failed while labelling: {e}") from None
+    return [m for i in sorted(done) for m in done[i]]
+
+
 # -- the cache ---------------------------------------------------------------------------------
 def shard_path(root: Path, i: int) -> Path:
     return root / f"shard-{i:05d}.npz"

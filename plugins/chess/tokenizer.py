@@ -9,6 +9,11 @@ colours swapped), so the model always sees the side to move as White moving "up"
 move is mirrored the same way, so the policy is learned once for both colours (as Leela does).
 The fullmove number is left out: it says nothing about the best move.
 
+With ``attacks``, each square's token also says whether the side to move attacks it and whether
+the opponent does (python-chess's attack sets, pins ignored): 13 x 4 square tokens instead of
+13. A small model cannot work out sliding attacks in two layers; given them, it sees at once a
+piece left en prise, the squares a king can flee to, a mate and a stalemate.
+
 The move vocabulary has the 1968 UCI moves of searchless chess: 1792 queen-line and knight
 from-to pairs and 176 promotions (4 pieces x 44 pawn moves onto the last rank, both colours).
 Castling is written as the king's move (e1g1), as python-chess does for standard chess.
@@ -65,6 +70,11 @@ TOKENS = (
     + [f"digit:{d}" for d in "0123456789"]
 )
 SIDE0, CASTLE0, EP0, DIGIT0 = 13, 15, 17, 26
+# With ``attacks``: square tokens 36 + 13 * (a - 1) + piece, a = 1 attacked by the side to move,
+# 2 by the opponent, 3 by both (a = 0 keeps the plain ids, so the first 36 tokens never change).
+ATTACKS = ["us", "them", "both"]
+ATTACK0 = len(TOKENS)
+TOKENS += [f"sq:{c}:{a}" for a in ATTACKS for c in PIECES]
 LENGTH = 1 + 64 + 4 + 1 + 2
 SQUARES = slice(1, 65)  # where the 64 square tokens sit in the sequence
 
@@ -78,10 +88,14 @@ class ChessTokenizer(suite.Tokenizer):
     """FEN or ``chess.Board`` -> 72 token ids; UCI move <-> one of 1968 move ids."""
 
     mirror: bool = True
+    attacks: bool = False
 
-    vocab_size = len(TOKENS)
     length = LENGTH
     n_moves = len(MOVES)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(TOKENS) if self.attacks else ATTACK0
 
     def flips(self, fen_or_board) -> bool:
         """Whether this position is mirrored before encoding (Black to move and ``mirror`` on)."""
@@ -112,6 +126,9 @@ class ChessTokenizer(suite.Tokenizer):
         out[65:69] = [CASTLE0 + (c in castling) for c in "KQkq"]
         out[69] = EP0 if ep == "-" else EP0 + 1 + "abcdefgh".index(ep[0])
         out[70], out[71] = DIGIT0 + halfmove // 10, DIGIT0 + halfmove % 10
+        if self.attacks:
+            board = fen_or_board if isinstance(fen_or_board, chess.Board) else chess.Board(fen)
+            out[SQUARES] = attack_tokens(board, out[SQUARES], flip)
         return out
 
     def move_id(self, uci: str, flip: bool) -> int:
@@ -128,3 +145,22 @@ class ChessTokenizer(suite.Tokenizer):
 
     def describe(self, ids) -> str:
         return " ".join(TOKENS[i] for i in ids)
+
+
+def _bits(mask: int) -> np.ndarray:
+    """A python-chess square set -> (64,) 0/1, a1..h8."""
+    return np.unpackbits(np.array([mask], dtype="<u8").view(np.uint8), bitorder="little")
+
+
+def attack_tokens(board: chess.Board, squares: np.ndarray, flip: bool) -> np.ndarray:
+    """The 64 square ids (in the encoded orientation) with who attacks each square folded in."""
+    mine = theirs = 0
+    for square, piece in board.piece_map().items():
+        if piece.color == board.turn:
+            mine |= board.attacks_mask(square)
+        else:
+            theirs |= board.attacks_mask(square)
+    who = _bits(mine) + 2 * _bits(theirs)  # 0 none, 1 the side to move, 2 the opponent, 3 both
+    if flip:  # the mirrored board: square s shows what stood on s ^ 56
+        who = who.reshape(8, 8)[::-1].reshape(64)
+    return np.where(who > 0, ATTACK0 - len(PIECES) + len(PIECES) * who + squares, squares).astype(np.uint8)
