@@ -67,6 +67,11 @@ class OptimSettings:
     """after warmup: cosine decay to min_lr_ratio * lr, or constant"""
     min_lr_ratio: float = 0.1
     """the cosine schedule's final learning rate, as a fraction of lr"""
+    ema_decay: Optional[float] = None
+    """an exponential moving average of the weights (Lightning's EMAWeightAveraging), e.g. 0.999:
+    validated, tested and saved in place of the last weights; null: off"""
+    ema_from: int = 0
+    """the step from which the moving average is updated"""
 
 
 @dataclass

@@ -280,3 +280,21 @@ def test_a_run_that_fails_while_building_its_data_leaves_no_directory(tmp_path, 
     code, _, err = suite_main(capsys, "train", "--task", "arithmetic", *TINY, "--data.ops", "/", "--run.root", tmp_path)
     assert code == 2 and "data.ops must be made of" in err
     assert not any((tmp_path / "arithmetic").iterdir()) if (tmp_path / "arithmetic").exists() else True
+
+
+def test_the_moving_average_of_the_weights_is_what_a_run_saves_and_evaluates(tmp_path, capsys):
+    base = ["train", "--task", "vision", *TINY, "--trainer.max_steps", 20, "--trainer.val_check_interval", 20,
+            "--data.batch_size", 32, "--run.root", tmp_path]
+    runs = {}
+    for name, ema in (("plain", []), ("nearly-plain", ["--optim.ema_decay", 1e-9]), ("ema", ["--optim.ema_decay", 0.5, "--optim.ema_from", 10]),
+                      ("too-short", ["--optim.ema_decay", 0.5, "--optim.ema_from", 50])):
+        code, out, err = suite_main(capsys, *base, *ema, "--run.name", name)
+        assert code == 0, err
+        runs[name] = run_dir_from(out)
+    w = {name: load_file(run / "weights" / "backbone.safetensors") for name, run in runs.items()}
+    assert all(torch.allclose(w["plain"][k], w["nearly-plain"][k], atol=1e-6) for k in w["plain"])  # decay ~0: the last weights
+    assert not all(torch.allclose(w["plain"][k], w["ema"][k], atol=1e-4) for k in w["plain"])  # an average of the last 10 steps
+    assert metrics(runs["ema"])["splits"]["test"] != metrics(runs["plain"])["splits"]["test"]
+    # A run that ends before the average starts keeps its own weights, not the untrained model's.
+    assert all(torch.allclose(w["plain"][k], w["too-short"][k], atol=1e-6) for k in w["plain"])
+    assert metrics(runs["too-short"])["splits"]["test"] == pytest.approx(metrics(runs["plain"])["splits"]["test"])
