@@ -23,7 +23,7 @@ import suite
 from suite import cli, testing
 from suite.plugins.chess.generate import find_stockfish
 
-from conftest import SUITE, TINY, metrics, run_dir_from
+from conftest import SUITE, TINY, metrics, run_dir_from, run_suite
 
 STOCKFISH = find_stockfish(None)
 needs_stockfish = pytest.mark.skipif(STOCKFISH is None, reason="Stockfish is not installed (apt-get install stockfish)")
@@ -168,6 +168,20 @@ def test_on_policy_rounds_grow_the_training_set_and_a_resumed_run_trains_on_the_
         wa = load_file(tmp_path / "chess" / "whole" / "weights" / f"{part}.safetensors")
         wb = load_file(tmp_path / "chess" / "stopped" / "weights" / f"{part}.safetensors")
         assert all(torch.allclose(wa[k], wb[k], atol=1e-6, rtol=0) for k in wa), part
+
+
+@needs_stockfish
+def test_on_policy_rounds_under_ddp_give_every_rank_the_same_positions(chess_run, tmp_path):
+    _, tmp, _ = chess_run
+    out = run_suite("train", "--task", "chess", *TINY, *SMALL_DATA, "--data.mate_puzzles", 0, "--data.on_policy_games", 4,
+                    "--data.on_policy_from", 0, "--trainer.max_steps", 20, "--trainer.val_check_interval", 10,
+                    "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp", "--trainer.devices", 2,
+                    "--data.cache_dir", tmp / "cache", "--run.root", tmp_path, timeout=300).stdout
+    rounds = [tuple(map(int, m)) for m in re.findall(r"on-policy round \d at step (\d+): .*? labelled its (\d+) positions .*?; (\d+) training", out)]
+    # Each rank takes half of an epoch: 310 positions make 4 batches of 32 a rank. Had the ranks' training
+    # sets differed after a round, their epochs would differ in length and DDP would hang or fail.
+    assert len(rounds) == 2 and rounds[0][0] == 4 and rounds[0][2] == 310 + rounds[0][1], out
+    assert rounds[1][0] == 4 + rounds[0][2] // 2 // 32 and metrics(run_dir_from(out))["world_size"] == 2
 
 
 def lichess_pgn(games: int, seed: int = 3) -> str:
