@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks import EMAWeightAveraging, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from . import config as config_mod
@@ -57,26 +57,22 @@ def say(*args) -> None:
         print(*args)
 
 
-def moving_average(decay: float, start: int):
-    """Lightning's EMAWeightAveraging from step ``start`` on. Before its first update the average is
-    still the untrained model, so until then validation and the end of a run use the weights as
-    they are (a run shorter than ``start`` keeps its own weights)."""
-    from pytorch_lightning.callbacks import EMAWeightAveraging
+class MovingAverage(EMAWeightAveraging):
+    """Lightning's EMAWeightAveraging from step ``update_starting_at_step`` on. Before its first update
+    the average is still the untrained model, so until then validation and the end of a run use the
+    weights as they are (a run shorter than the start keeps its own weights)."""
 
-    class MovingAverage(EMAWeightAveraging):
-        def on_validation_epoch_start(self, trainer, pl_module):
-            if self._latest_update_step > 0:
-                super().on_validation_epoch_start(trainer, pl_module)
+    def on_validation_epoch_start(self, trainer, pl_module):
+        if self._latest_update_step > 0:
+            super().on_validation_epoch_start(trainer, pl_module)
 
-        def on_validation_epoch_end(self, trainer, pl_module):
-            if self._latest_update_step > 0:
-                super().on_validation_epoch_end(trainer, pl_module)
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if self._latest_update_step > 0:
+            super().on_validation_epoch_end(trainer, pl_module)
 
-        def on_train_end(self, trainer, pl_module):
-            if self._latest_update_step > 0:
-                super().on_train_end(trainer, pl_module)
-
-    return MovingAverage(decay=decay, update_starting_at_step=start)
+    def on_train_end(self, trainer, pl_module):
+        if self._latest_update_step > 0:
+            super().on_train_end(trainer, pl_module)
 
 
 def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extra_callbacks=(), objective=None) -> pl.Trainer:
@@ -90,7 +86,7 @@ def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extr
             raise SuiteError(f"unknown setting --trainer.{key}" + (f"; did you mean --trainer.{hint[0]}?" if hint else ""))
     callbacks = list(extra_callbacks)
     if cfg.get("optim", {}).get("ema_decay"):
-        callbacks.append(moving_average(float(cfg["optim"]["ema_decay"]), int(cfg["optim"].get("ema_from") or 0)))
+        callbacks.append(MovingAverage(decay=float(cfg["optim"]["ema_decay"]), update_starting_at_step=int(cfg["optim"].get("ema_from") or 0)))
     if progress:  # TQDM redrawn every 10 steps: Lightning's default Rich bar cost 5-8% of a tiny model's step (bench/)
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     if run_dir is not None:

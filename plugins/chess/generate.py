@@ -22,6 +22,7 @@ import random
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
 
 import chess
@@ -69,6 +70,22 @@ def cache_dir(data: dict) -> Path:
 
 
 # -- one shard, in a worker process ------------------------------------------------------------
+@contextmanager
+def single_engine(engine_path: str):
+    """One single-threaded Stockfish process with a small hash, quit on the way out."""
+    engine = chess.engine.SimpleEngine.popen_uci(engine_path)
+    try:
+        engine.configure({"Threads": 1, "Hash": 16})
+        yield engine
+    finally:
+        engine.quit()
+
+
+def best_of(engine, board: chess.Board, info: dict, limit) -> chess.Move:
+    """The first move of an analysis's principal variation (a search of its own when it has none)."""
+    return info["pv"][0] if info.get("pv") else engine.play(board, limit).move
+
+
 def _play_game(engine, rng: random.Random, s: dict, out: dict) -> int:
     board = chess.Board()
     for _ in range(rng.randint(0, s["open_plies"])):
@@ -90,7 +107,7 @@ def _play_game(engine, rng: random.Random, s: dict, out: dict) -> int:
     while not board.is_game_over(claim_draw=True) and len(fens) < s["max_plies"]:
         infos = engine.analyse(board, limit, multipv=multipv) if multipv > 1 else [engine.analyse(board, limit)]
         info = infos[0]
-        best = info["pv"][0] if info.get("pv") else engine.play(board, limit).move
+        best = best_of(engine, board, info, limit)
         last_cp = info["score"].pov(chess.WHITE).score(mate_score=MATE_CP)
         if multipv > 1:  # every searched move with its expected score for the side to move (Stockfish's WDL model)
             cands.append([(i["pv"][0].uci(), i["score"].pov(board.turn).wdl().expectation()) for i in infos if i.get("pv")]
@@ -115,16 +132,12 @@ def generate_shard(engine_path: str, s: dict, index: int, path: Path) -> int:
     """Play games until the shard holds ``shard_positions`` positions; write it as .npz."""
     rng = random.Random(f"{s['seed']}:{index}")
     out = {"fen": [], "move": [], "value": [], "game": [], "cand": []}
-    engine = chess.engine.SimpleEngine.popen_uci(engine_path)
-    try:
-        engine.configure({"Threads": 1, "Hash": 16})
+    with single_engine(engine_path) as engine:
         game = 0
         while len(out["fen"]) < s["shard_positions"]:
             n = _play_game(engine, rng, s, out)
             out["game"] += [game] * n
             game += 1
-    finally:
-        engine.quit()
     tmp = path.with_suffix(".tmp.npz")
     extra = {}
     if out["cand"]:  # MultiPV: (N, K) candidate moves ("" where fewer) and their expected scores
@@ -140,16 +153,11 @@ def generate_shard(engine_path: str, s: dict, index: int, path: Path) -> int:
 def best_moves(engine_path: str, nodes: int, fens: list[str]) -> list[str]:
     """Stockfish's best move (UCI) in each position, at ``nodes`` nodes, from one fresh engine:
     the same positions in the same order get the same moves."""
-    engine = chess.engine.SimpleEngine.popen_uci(engine_path)
-    try:
-        engine.configure({"Threads": 1, "Hash": 16})
-        limit, moves = chess.engine.Limit(nodes=int(nodes)), []
+    limit, moves = chess.engine.Limit(nodes=int(nodes)), []
+    with single_engine(engine_path) as engine:
         for fen in fens:
             board = chess.Board(fen)
-            info = engine.analyse(board, limit)
-            moves.append((info["pv"][0] if info.get("pv") else engine.play(board, limit).move).uci())
-    finally:
-        engine.quit()
+            moves.append(best_of(engine, board, engine.analyse(board, limit), limit).uci())
     return moves
 
 
