@@ -18,7 +18,6 @@ labels and every rank receives the same positions.
 """
 from __future__ import annotations
 
-import random
 import time
 
 import chess
@@ -26,6 +25,7 @@ import pytorch_lightning as pl
 
 from .data import UNKNOWN, Positions
 from .generate import label_positions
+from .play import RandomMover
 from .policy import top_moves
 
 LAST_ROUND = 0.85  # no round once less than 15% of the run is left: its positions would hardly be trained on
@@ -36,7 +36,7 @@ def play_random_games(model, games: int, seed, max_plies: int) -> tuple[list[lis
     moves in batches); the policy has White in even games. Returns the FENs of the positions in
     which the policy was to move, game by game, and the policy's points in each game. Games end as
     ``suite play``'s do (no draw claims), or as a draw at ``max_plies``."""
-    rngs = [random.Random(f"{seed}:{g}") for g in range(games)]
+    movers = [RandomMover(f"{seed}:{g}") for g in range(games)]
     boards = [chess.Board() for _ in range(games)]
     seen: list[list[str]] = [[] for _ in range(games)]
     live = list(range(games))
@@ -49,7 +49,7 @@ def play_random_games(model, games: int, seed, max_plies: int) -> tuple[list[lis
                 seen[g].append(board.fen())
                 board.push(moves[g])
             else:
-                board.push(rngs[g].choice(list(board.legal_moves)))
+                board.push(movers[g].move(board))
         live = [g for g in live if not boards[g].is_game_over() and boards[g].ply() < max_plies]
     points = []
     for g, board in enumerate(boards):
