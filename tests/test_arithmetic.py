@@ -56,6 +56,33 @@ def test_sign_first_answers_round_trip(problem, answer, written):
     assert numbers[len(prompt) - 1] == 2 * 64 and numbers[len(prompt)] == 2 * 64 + 1
 
 
+@pytest.mark.parametrize("problem, answer, written", [
+    ("57+68=", "125", "5c2c1"), ("999+1=", "1000", "0c0c0c1"), ("1000-999=", "1", "1c0c0c0n"), ("5-123=", "-118", "8c1n1n-"),
+    ("0-0=", "0", "0n")])
+def test_carries_write_each_digits_carry_and_round_trip(problem, answer, written):
+    """carries: each digit (least significant first, up to the longer operand) then the carry or
+    borrow it passes on; a difference is the smaller operand from the larger. The digit and the
+    token that predicts it share their significance's number."""
+    tok = ar.make_tokenizer(carries=True)
+    prompt, ids, numbers = ar.encode(tok, problem, answer, True, ar.scale_of(12, 0), 64, carries=True)
+    assert tok.decode(ids[:-1]) == written and ar.read_answer(written, True, False, carries=True) == answer
+    assert numbers[len(prompt) - 1:len(prompt) + 3] == [2 * 64 + 1, 2 * 64 + 1, 2 * 64 + 2, 2 * 64 + 2]
+    with pytest.raises(suite.SuiteError, match="data.carries"):
+        data(**{"data.carries": True, "data.ops": "+*"})
+
+
+def test_a_run_saved_before_carries_keeps_plain_answers():
+    """carries is on by default now; a run saved before the setting loads with that default, and
+    its tokenizer (no "c") keeps its answers plain."""
+    tok, splits, cfg = data()
+    assert cfg["data"]["carries"] and "c" in tok.alphabet
+    written = [tok.decode(a[:-1]) for _, a, *_ in splits["test"]]
+    assert any("c" in w for w in written) and not any(w[0] in "+-" for w in written)  # the sign (if any) last
+    old = ar.make_tokenizer()
+    answers = [old.decode(a[:-1]) for _, a, *_ in ar.FixedSet(old, cfg["data"], "test", 50, 2, "+-", (1, 3))]
+    assert len(answers) == 50 and all(set(a) <= set("0123456789-") for a in answers)
+
+
 def test_collate_left_pads_prompts_and_aligns_targets():
     tok = ar.make_tokenizer()
     batch = ar.collate([ar.encode(tok, "1+1=", "2", False), ar.encode(tok, "100+200=", "300", False)])
@@ -82,7 +109,7 @@ def test_bad_ops_setting_is_rejected():
 def test_batches_and_tokenizer_keep_the_plugin_contract():
     batches = testing.check_batches("arithmetic", {"data.val_size": 32, "data.test_size": 32})
     assert set(batches) == {"train", "val", "test", "test_add3", "test_long", "test_xlong"}
-    assert testing.roundtrip_tokenizer("arithmetic").alphabet == "0123456789+-*="
+    assert testing.roundtrip_tokenizer("arithmetic").alphabet == "0123456789+-*=cn"
 
 
 def test_abacus_positions_number_digits_by_significance():
@@ -108,7 +135,7 @@ def test_abacus_data_trains_on_random_numberings_and_evaluates_on_1_2_3():
     model = SuiteModule(get_registry().task("arithmetic"), tok, cfg).eval()
     with torch.no_grad():
         answer = model.task.predict(model, "123456+654321", {})
-    assert isinstance(answer, str) and len(answer) <= 6 + 6 + 2  # untrained: any characters, decoded to the end
+    assert isinstance(answer, str) and len(answer) <= 2 * (6 + 6 + 2)  # untrained: any characters, decoded to the end (carries: two tokens a digit)
     with pytest.raises(suite.SuiteError, match="answer digits"):
         model.task.predict(model, "1" * 70 + "*9", {})
     with pytest.raises(suite.SuiteError, match="max_len >= 300"):

@@ -14,6 +14,10 @@ added then sit a fixed distance apart in position, however long the operands. In
 significances 1, 2, 3, ... are numbered by a sorted random choice of numbers up to
 ``data.position_spread`` instead of 1, 2, 3 (randomised positions, Ruoss et al. 2023), so that
 the distances between the digits of longer operands are trained too; evaluation numbers them 1, 2, 3.
+
+Carries (``data.carries``, the default): each answer digit is followed by the carry or borrow it
+passes on, "c" or "n", so that every answer token depends only on the digits of its own
+significance; that is what makes the answers right on operands longer than training's.
 """
 from __future__ import annotations
 
@@ -31,8 +35,15 @@ PROBLEM = re.compile(r"^\s*(\d+)\s*([+\-*])\s*(\d+)\s*=?\s*$")
 
 
 # -- tokenizer --------------------------------------------------------------------------------
-def make_tokenizer() -> suite.CharTokenizer:
-    return suite.CharTokenizer(alphabet="0123456789+-*=")
+def make_tokenizer(carries: bool = False) -> suite.CharTokenizer:
+    """Digits and + - * =; with ``carries`` also "c" (a carry or borrow) and "n" (none)."""
+    return suite.CharTokenizer(alphabet="0123456789+-*=" + "cn" * carries)
+
+
+def writes_carries(tokenizer) -> bool:
+    """Whether answers carry "c"/"n": the tokenizer says, so that a run saved before
+    ``data.carries`` existed (its default now true) keeps its plain answers."""
+    return "c" in tokenizer.alphabet
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -53,28 +64,53 @@ DECODE_ROOM = 32  # answer positions numbered beyond the longest answer in a bat
 ABACUS_REGION = 64  # the fewest position numbers per region
 
 
-def abacus_ids(problem: str, scale: list[int], region: int, sign_first: bool = False) -> list[int]:
+def abacus_ids(problem: str, scale: list[int], region: int, sign_first: bool = False, carries: bool = False) -> list[int]:
     """Position numbers of "A op B=" and of the answer tokens to come. ``scale[s - 1]`` numbers
     significance s (1 = units): a digit of the first operand carries it, of the second region plus
     it, the token that predicts the answer's digit s ("=" for the units, then each answer token)
-    2 * region plus it; the operator 0. One number per ``scale`` entry after the operands."""
+    2 * region plus it; the operator 0. One number per ``scale`` entry after the operands; with
+    ``carries`` two: the token that predicts digit s and digit s itself, which predicts its carry."""
     a, op, b = PROBLEM.match(problem).group(1, 2, 3)
+    answer = [n for n in scale for _ in range(1 + carries)]
     return ([scale[len(a) - 1 - i] for i in range(len(a))] + [0]
-            + [region + scale[len(b) - 1 - i] for i in range(len(b))] + [2 * region + n for n in ([0] * sign_first + scale)])
+            + [region + scale[len(b) - 1 - i] for i in range(len(b))] + [2 * region + n for n in ([0] * sign_first + answer)])
 
 
-def answer_text(answer: str, reverse: bool, sign_first: bool) -> str:
+def with_carries(problem: str, answer: str) -> str:
+    """The digits of ``answer`` least significant first, each followed by the carry (addition) or
+    borrow (subtraction, the smaller operand from the larger) it passes on, "c" or "n", up to the
+    longer operand's length, zeros included; a last carry is the digit "1". A scratchpad that makes
+    every answer token depend only on the operands' digits of its own significance."""
+    a, op, b = PROBLEM.match(problem).group(1, 2, 3)
+    if op not in "+-":
+        raise suite.SuiteError(f"data.carries writes carries for + and -, not for {op}")
+    x, y = (a, b) if op == "+" or int(a) >= int(b) else (b, a)
+    n, carry, out = max(len(a), len(b)), 0, []
+    for s in range(n):
+        dx, dy = (int(v[-1 - s]) if s < len(v) else 0 for v in (x, y))
+        total = dx + dy + carry if op == "+" else dx - dy - carry
+        carry = int(total >= 10 or total < 0)
+        out.append(f"{total % 10}{'cn'[1 - carry]}")
+    return "".join(out) + "1" * carry
+
+
+def answer_text(answer: str, reverse: bool, sign_first: bool, carries: str | None = None) -> str:
     """The answer as the model writes it: digits reversed or not, and with ``sign_first`` a sign
-    ("+" or "-") before the digits, so that a difference's sign is decided before its digits."""
+    ("+" or "-") before the digits, so that a difference's sign is decided before its digits.
+    ``carries``: the problem, whose digits and carries (``with_carries``) replace the digits."""
     digits = answer.lstrip("-")
-    digits = digits[::-1] if reverse else digits
+    digits = with_carries(carries, answer) if carries else digits[::-1] if reverse else digits
     if sign_first:
         return ("-" if answer.startswith("-") else "+") + digits
     return digits + "-" * answer.startswith("-") if reverse else answer
 
 
-def read_answer(text: str, reverse: bool, sign_first: bool) -> str:
+def read_answer(text: str, reverse: bool, sign_first: bool, carries: bool = False) -> str:
     """The inverse of ``answer_text``."""
+    if carries:
+        text = read_answer(text.replace("c", "").replace("n", ""), reverse, sign_first)
+        sign = "-" * text.startswith("-")
+        return sign + (text.lstrip("-").lstrip("0") or "0")
     if sign_first:
         sign, digits = text[:1], text[1:]
         return ("-" if sign == "-" else "") + (digits[::-1] if reverse else digits)
@@ -82,11 +118,12 @@ def read_answer(text: str, reverse: bool, sign_first: bool) -> str:
 
 
 def encode(tokenizer, problem: str, answer: str, reverse: bool, scale: list[int] | None = None,
-           region: int = ABACUS_REGION, sign_first: bool = False) -> tuple:
+           region: int = ABACUS_REGION, sign_first: bool = False, carries: bool = False) -> tuple:
     """(prompt ids, answer ids + EOS), and with abacus positions (``scale`` given) the position
     numbers of the prompt and the answer as a third element."""
-    out = tokenizer.encode(problem), tokenizer.encode(answer_text(answer, reverse, sign_first)) + [tokenizer.EOS]
-    return out if scale is None else (*out, abacus_ids(problem, scale, region, sign_first))
+    written = answer_text(answer, reverse, sign_first, problem if carries else None)
+    out = tokenizer.encode(problem), tokenizer.encode(written) + [tokenizer.EOS]
+    return out if scale is None else (*out, abacus_ids(problem, scale, region, sign_first, carries))
 
 
 def digit_ranges(d: dict) -> dict[str, tuple[int, int]]:
@@ -133,7 +170,8 @@ class TrainStream(suite.Stream):
             problem, answer = sample_problem(rng, d["ops"], (d["min_digits"], d["max_digits"]))
             if split_of(problem, d["holdout_percent"]) == "train":
                 scale = scale_of(len(problem) + 1, spread, rng) if abacus else None
-                out.append(encode(self.tokenizer, problem, answer, d["reverse"], scale, region, d.get("sign_first", False)))
+                out.append(encode(self.tokenizer, problem, answer, d["reverse"], scale, region, d.get("sign_first", False),
+                                  writes_carries(self.tokenizer)))
         return out
 
 
@@ -150,7 +188,7 @@ class FixedSet(Dataset):
                 seen[problem] = answer
         abacus, _, region = position_settings(data)  # evaluation: significances numbered 1, 2, 3, ...
         self.items = [encode(tokenizer, p, a, data["reverse"], scale_of(len(p) + 1 + DECODE_ROOM, 0) if abacus else None, region,
-                             data.get("sign_first", False)) for p, a in seen.items()]
+                             data.get("sign_first", False), writes_carries(tokenizer)) for p, a in seen.items()]
 
     def __len__(self):
         return len(self.items)
@@ -203,6 +241,8 @@ class ArithmeticData(suite.DataSettings):
     """write answers least significant digit first"""
     sign_first: bool = False
     """write every answer's sign ("+" or "-") before its digits (docs/positions.md: not the default)"""
+    carries: bool = True
+    """write each answer digit's carry or borrow after it, "c" or "n" (a scratchpad; + and - only, reversed answers)"""
     holdout_percent: int = 10
     """problems held out of training (by hash of the text), half val, half test"""
     epoch_size: int = 1000000
@@ -226,7 +266,7 @@ class ArithmeticTask(suite.Task):
     settings = {"data": ArithmeticData}
 
     def build_tokenizer(self, cfg):
-        return make_tokenizer()
+        return make_tokenizer(cfg["data"].get("carries", False))
 
     def build_adapter(self, tokenizer, d_model, cfg):
         return suite.EmbeddingAdapter(tokenizer.vocab_size, d_model)
@@ -239,6 +279,9 @@ class ArithmeticTask(suite.Task):
         bad = set(d["ops"]) - set(OPS)
         if bad or not d["ops"]:
             raise suite.SuiteError(f"data.ops must be made of + - *, not {d['ops']!r}")
+        if writes_carries(tokenizer) and ("*" in d["ops"] or not d["reverse"]):
+            raise suite.SuiteError("data.carries (on by default) needs data.reverse true and data.ops of + and - only; "
+                                   "pass --data.carries false")
         ranges = digit_ranges(d)
         abacus, _, region = position_settings(d)
         need = 3 * region
@@ -266,17 +309,20 @@ class ArithmeticTask(suite.Task):
         problem = f"{m[1]}{m[2]}{m[3]}="
         d = model.cfg["data"]
         abacus, _, region = position_settings(d)
-        max_new = int(options.get("max_tokens", len(m[1]) + len(m[3]) + 2))
-        if abacus and max_new + 2 >= region:
+        carries = writes_carries(model.tokenizer)
+        max_new = int(options.get("max_tokens", (len(m[1]) + len(m[3]) + 2) * (1 + carries)))
+        if abacus and max_new // (1 + carries) + 2 >= region:
             raise suite.SuiteError(f"this run numbers up to {region - 3} answer digits by significance; {problem} may need {max_new}")
         sign_first = d.get("sign_first", False)
+        if carries and m[2] == "*":
+            raise suite.SuiteError("this run writes carries for + and - only, not for *")
         batch = collate([encode(model.tokenizer, problem, "", d["reverse"], scale_of(max_new + 2, 0) if abacus else None, region,
-                                sign_first)], room=max_new)
+                                sign_first, carries)], room=max_new)
         P = int(batch["prefix_len"][0])
         out = suite.greedy_decode(model, batch["inputs"][:, :P], batch["padding"][:, :P], max_new, model.tokenizer.EOS,
                                   batch.get("positions"))
         answer = model.tokenizer.decode(out[0].tolist()[: (out[0] == model.tokenizer.EOS).int().argmax() or None])
-        return read_answer(answer, d["reverse"], sign_first)
+        return read_answer(answer, d["reverse"], sign_first, carries)
 
 
 @suite.hookimpl
