@@ -83,7 +83,7 @@ def with_carries(problem: str, answer: str) -> str:
     every answer token depend only on the operands' digits of its own significance."""
     a, op, b = PROBLEM.match(problem).group(1, 2, 3)
     if op not in "+-":
-        raise suite.SuiteError(f"data.carries writes carries for + and -, not for {op}")
+        raise suite.SuiteError(f"carries are written for + and - only, not for {op} (data.carries false)")
     x, y = (a, b) if op == "+" or int(a) >= int(b) else (b, a)
     n, carry, out = max(len(a), len(b)), 0, []
     for s in range(n):
@@ -94,12 +94,12 @@ def with_carries(problem: str, answer: str) -> str:
     return "".join(out) + "1" * carry
 
 
-def answer_text(answer: str, reverse: bool, sign_first: bool, carries: str | None = None) -> str:
+def answer_text(answer: str, reverse: bool, sign_first: bool, problem: str | None = None) -> str:
     """The answer as the model writes it: digits reversed or not, and with ``sign_first`` a sign
     ("+" or "-") before the digits, so that a difference's sign is decided before its digits.
-    ``carries``: the problem, whose digits and carries (``with_carries``) replace the digits."""
+    ``problem`` given: its digits and carries (``with_carries``) replace the digits."""
     digits = answer.lstrip("-")
-    digits = with_carries(carries, answer) if carries else digits[::-1] if reverse else digits
+    digits = with_carries(problem, answer) if problem else digits[::-1] if reverse else digits
     if sign_first:
         return ("-" if answer.startswith("-") else "+") + digits
     return digits + "-" * answer.startswith("-") if reverse else answer
@@ -314,8 +314,6 @@ class ArithmeticTask(suite.Task):
         if abacus and max_new // (1 + carries) + 2 >= region:
             raise suite.SuiteError(f"this run numbers up to {region - 3} answer digits by significance; {problem} may need {max_new}")
         sign_first = d.get("sign_first", False)
-        if carries and m[2] == "*":
-            raise suite.SuiteError("this run writes carries for + and - only, not for *")
         batch = collate([encode(model.tokenizer, problem, "", d["reverse"], scale_of(max_new + 2, 0) if abacus else None, region,
                                 sign_first, carries)], room=max_new)
         P = int(batch["prefix_len"][0])
