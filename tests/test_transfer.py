@@ -18,15 +18,29 @@ MATRIX = ["transfer", "--sources", "palindrome", "--targets", "arithmetic", "--s
           "--target-steps", 6, "--source-steps", 6, "--no-progress"]
 
 
+def cells(out: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+
+
 @pytest.fixture(scope="module")
 def finished(installed, tmp_path_factory):
+    """The matrix killed (-9) once two cells are done, then finished by the same command: the other
+    tests read what the resumed matrix wrote. Returns (out, the rerun's stdout, the cells done before the kill)."""
     out = tmp_path_factory.mktemp("transfer")
-    proc = run_suite(*MATRIX, "--out", out, env=installed)
-    return out, proc.stdout
+    proc = subprocess.Popen([SUITE, *map(str, MATRIX), "--out", str(out)], env={**os.environ, **installed},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(cells(out)) < 2 and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = cells(out)
+    rerun = run_suite(*MATRIX, "--out", out, env=installed)
+    return out, rerun.stdout, before
 
 
 def test_the_matrix_writes_the_four_files(finished):
-    out, stdout = finished
+    out, stdout, _ = finished
     for name in ("results.json", "report.md", "heatmap.png", "curves.png", "experiment.yaml"):
         assert (out / name).is_file(), name
     assert "8 runs" in stdout  # (scratch + palindrome/none) x 2 lrs x 2 seeds
@@ -36,7 +50,7 @@ def test_the_matrix_writes_the_four_files(finished):
 
 
 def test_report_numbers_agree_with_the_individual_runs(finished):
-    out, _ = finished
+    out, _, _ = finished
     data = json.loads((out / "results.json").read_text())
     runs = data["runs"]
     assert len(runs) == 8
@@ -65,26 +79,17 @@ def test_report_numbers_agree_with_the_individual_runs(finished):
     assert gain_row["gain"] == pytest.approx(gain_row["mean"] - data["summary"]["arithmetic"]["scratch"]["mean"])
 
 
-def test_killing_and_rerunning_skips_finished_cells(installed, tmp_path):
-    out = tmp_path / "matrix"
-    proc = subprocess.Popen([SUITE, *map(str, MATRIX), "--out", str(out)], env={**os.environ, **installed},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and len(list((out / "cells").glob("*.json"))) < 2:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    finished = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
-    assert 2 <= len(finished) < 8
-    rerun = run_suite(*MATRIX, "--out", out, env=installed)
-    assert f"{len(finished)} already finished, {8 - len(finished)} to go" in rerun.stdout
-    for name, mtime in finished.items():
-        assert (out / "cells" / name).stat().st_mtime_ns == mtime  # not redone
+def test_killing_and_rerunning_skips_finished_cells(finished):
+    out, stdout, before = finished
+    assert 2 <= len(before) < 8
+    assert f"{len(before)} already finished, {8 - len(before)} to go" in stdout
+    for name, mtime in before.items():
+        assert cells(out)[name] == mtime  # not redone
     assert len(json.loads((out / "results.json").read_text())["runs"]) == 8
 
 
 def test_report_shows_every_measure(finished):
-    out, _ = finished
+    out, _, _ = finished
     data = json.loads((out / "results.json").read_text())
     row = data["summary"]["arithmetic"]["palindrome/none"]
     for key in ("effective_data", "effective_data_end", "auc_gain", "gain_p", "gain_p_holm", "val_best", "lr_at_edge"):
@@ -188,7 +193,7 @@ def test_unknown_key_in_an_experiment_file_is_named(capsys, tmp_path):
 
 
 def test_an_output_directory_holds_one_experiment(finished, installed):
-    out, _ = finished
+    out, _, _ = finished
     longer = [7 if a == 6 else a for a in MATRIX]
     proc = run_suite(*longer, "--out", out, env=installed, check=False)
     assert proc.returncode == 2 and "holds a matrix with source_steps 6, not 7" in proc.stderr, proc.stderr

@@ -21,7 +21,6 @@ from . import data as chess_data
 from .generate import cpu_cores, ensure_shards, stockfish_positions
 from .heads import PolicyHead
 from .mate import cached_mate_positions, mate_chunks
-from .onpolicy import OnPolicy
 from .pgn import read_pgn
 from .policy import move_probabilities, parse_fen, value_probabilities
 from .tokenizer import ChessTokenizer
@@ -87,7 +86,10 @@ class ChessTask(suite.Task):
         if games < 0 or not 0.0 <= start <= 1.0:
             raise suite.SuiteError(f"data.on_policy_games must be 0 or more (not {games}) and data.on_policy_from "
                                    f"a share of the run between 0 and 1 (not {start})")
-        return [OnPolicy({**d, "on_policy_games": games}, cfg["seed"])] if games else []
+        if not games:
+            return []
+        from .onpolicy import OnPolicy  # imports Lightning: only a run needs it, not `suite tasks`
+        return [OnPolicy({**d, "on_policy_games": games}, cfg["seed"])]
 
     def positions(self, cfg) -> chess_data.Positions:
         d = cfg["data"]
