@@ -166,12 +166,12 @@ class TrainStream(suite.Stream):
     def samples(self, indices, generator):
         rng, d, out = random.Random(generator.initial_seed()), self.data, []
         abacus, spread, region = position_settings(d)
+        sign_first, carries = d.get("sign_first", False), writes_carries(self.tokenizer)
         while len(out) < len(indices):
             problem, answer = sample_problem(rng, d["ops"], (d["min_digits"], d["max_digits"]))
             if split_of(problem, d["holdout_percent"]) == "train":
                 scale = scale_of(len(problem) + 1, spread, rng) if abacus else None
-                out.append(encode(self.tokenizer, problem, answer, d["reverse"], scale, region, d.get("sign_first", False),
-                                  writes_carries(self.tokenizer)))
+                out.append(encode(self.tokenizer, problem, answer, d["reverse"], scale, region, sign_first, carries))
         return out
 
 
