@@ -4,8 +4,11 @@ Threads: torch's default is every core it sees. On a shared machine or with seve
 per machine (CPU DDP, one process per GPU) that oversubscribes the cores, and OpenMP threads that
 wait on each other made one run about 20x slower (see bench/bench_threads.py). The default here
 is the cores this process may run on (its CPU affinity and any cgroup quota), less those that
-other work kept busy over the last minute (the load average when the process first asks), divided
-by the processes this run starts on the machine; one inter-op thread.
+other work keeps busy (sampled from /proc/stat over a fifth of a second when the process first
+asks; the 1-minute load average where there is no /proc), divided by the processes this run starts
+on the machine; one inter-op thread. Not the load average on Linux: it trails finished work by a
+minute or more, so a run started just after other work (`make demo` right after its own
+`pip install`, or after its own data generation) got one thread on an idle 2-core machine.
 
 Precision: float32 matmuls stay exact ("highest") unless ``run.matmul_precision`` asks for TF32
 ("high") or bfloat16 ("medium") on GPUs that have them; nothing is switched on silently.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 
 import torch
 
@@ -52,15 +56,33 @@ def processes_per_machine(trainer_cfg: dict) -> int:
 _idle_cores: list[int] = []  # decided once per process: later runs in it must not count its own load
 
 
+def _cpu_times() -> tuple[int, int]:
+    """(idle, total) jiffies of all the machine's CPUs since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user .. steal (guest time is in user)
+
+
+def busy_cores(window: float = 0.2) -> float:
+    """How many of the machine's CPUs other work keeps busy now: /proc/stat sampled over ``window``
+    seconds (the load average of the last minute where /proc is missing)."""
+    try:
+        idle0, total0 = _cpu_times()
+        time.sleep(window)
+        idle1, total1 = _cpu_times()
+        return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / max(1, total1 - total0))
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return 0.0
+
+
 def idle_cores() -> int:
-    """Available cores less the load average of the last minute (other processes' work), at least 1."""
+    """Available cores less those other work keeps busy (``busy_cores``), at least 1."""
     if not _idle_cores:
         cores = available_cores()
-        try:
-            busy = os.getloadavg()[0]
-        except (AttributeError, OSError):
-            busy = 0.0
-        _idle_cores.append(max(1, min(cores, round(cores - busy))))
+        _idle_cores.append(max(1, min(cores, round(cores - busy_cores()))))
     return _idle_cores[0]
 
 

@@ -214,6 +214,16 @@ def test_threads_default_to_the_idle_cores_per_process_and_follow_the_setting():
     assert torch.get_num_threads() == 1
 
 
+def test_busy_cores_come_from_cpu_time_now_not_the_trailing_load_average(monkeypatch):
+    samples = iter([(1000, 4000), (1010, 4040)])  # 40 jiffies passed, 10 of them idle: 3/4 busy
+    monkeypatch.setattr(machine, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(machine.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(machine.os, "getloadavg", lambda: (2.0, 2.0, 2.0))  # finished work still in it
+    assert machine.busy_cores(window=0) == pytest.approx(1.5)
+    monkeypatch.setattr(machine, "_cpu_times", lambda: (_ for _ in ()).throw(OSError("no /proc")))
+    assert machine.busy_cores(window=0) == 2.0  # no /proc/stat: the load average
+
+
 def test_tf32_is_off_unless_asked_for(monkeypatch):
     from suite.train import quiet_lightning
 
