@@ -103,6 +103,32 @@ def test_attack_tokens_say_who_attacks_each_square_from_the_side_to_moves_view()
     assert squares[chess.A8] == "sq:.:us" and squares[chess.G8] == "sq:k" and squares[chess.H8] == "sq:.:them"
 
 
+def test_check_tokens_say_how_a_piece_on_each_square_would_check_the_opponents_king():
+    tok, attacks = ChessTokenizer(attacks=True, checks=True), ChessTokenizer(attacks=True)
+    assert tok.vocab_size == 36 + 3 * 13 + 3 * 4 * 13 and attacks.vocab_size == 36 + 3 * 13
+    assert ChessTokenizer.from_state({"mirror": True, "attacks": True}) == attacks  # runs saved before the option
+    for board in random_boards(100, seed=5):
+        ids, base = tok.encode(board), attacks.encode(board)
+        assert (tok.encode(board.fen()) == ids).all() and (tok.encode(board.mirror()) == ids).all()
+        flip, king = tok.flips(board), board.king(not board.turn)
+        for i in range(64):
+            square = i ^ 56 if flip else i
+            how = 0  # the oracle: put a rook, a bishop, a knight of the side to move there and look
+            for c, piece in enumerate((chess.ROOK, chess.BISHOP, chess.KNIGHT), 1):
+                probe = board.copy(stack=False)
+                probe.set_piece_at(square, chess.Piece(piece, board.turn))
+                if square != king and king in probe.attacks(square):
+                    how = c
+            # base: the attack token, plain piece id p or 36 + 13 (a - 1) + p
+            p, a = (base[1 + i], 0) if base[1 + i] < 36 else ((base[1 + i] - 36) % 13, (base[1 + i] - 36) // 13 + 1)
+            assert ids[1 + i] == (base[1 + i] if how == 0 else 75 + 13 * (4 * (how - 1) + a) + p), (board.fen(), i)
+    mate = chess.Board("6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1")  # Ra8 mates along the back rank
+    squares = tok.describe(tok.encode(mate)).split()[1:65]
+    assert squares[chess.A8] == "sq:.:us:line" and squares[chess.E7] == "sq:.:none:knight"
+    alone = ChessTokenizer(checks=True).describe(ChessTokenizer(checks=True).encode(mate)).split()[1:65]
+    assert alone[chess.A8] == "sq:.:none:line" and alone[chess.A1] == "sq:R"  # without attack tokens
+
+
 def test_policy_head_scores_every_move():
     head = PolicyHead(32)
     logits = head(torch.randn(3, LENGTH, 32), {})

@@ -42,7 +42,9 @@ class ChessTask(suite.Task):
     target = "move"
 
     def build_tokenizer(self, cfg):
-        return ChessTokenizer(mirror=bool(cfg["data"].get("mirror", True)), attacks=bool(cfg["data"].get("attacks", False)))
+        d = cfg["data"]
+        return ChessTokenizer(mirror=bool(d.get("mirror", True)), attacks=bool(d.get("attacks", False)),
+                              checks=bool(d.get("checks", False)))
 
     def build_adapter(self, tokenizer, d_model, cfg):
         return suite.EmbeddingAdapter(tokenizer.vocab_size, d_model, padding_idx=None)

@@ -13,6 +13,9 @@ With ``attacks``, each square's token also says whether the side to move attacks
 the opponent does (python-chess's attack sets, pins ignored): 13 x 4 square tokens instead of
 13. A small model cannot work out sliding attacks in two layers; given them, it sees at once a
 piece left en prise, the squares a king can flee to, a mate and a stalemate.
+With ``checks`` as well, each square's token also says how a piece of the side to move standing
+there would check the opponent's king (along a rank or file, a diagonal, or a knight's jump): a
+mate and a stalemate both take the king's last square, and only the mate gives check.
 
 The move vocabulary has the 1968 UCI moves of searchless chess: 1792 queen-line and knight
 from-to pairs and 176 promotions (4 pieces x 44 pawn moves onto the last rank, both colours).
@@ -75,6 +78,12 @@ SIDE0, CASTLE0, EP0, DIGIT0 = 13, 15, 17, 26
 ATTACKS = ["us", "them", "both"]
 ATTACK0 = len(TOKENS)
 TOKENS += [f"sq:{c}:{a}" for a in ATTACKS for c in PIECES]
+# With ``checks`` (with or without ``attacks``): how a piece of the side to move on the square would check the opponent's
+# king (c = 1 along a rank or file, 2 along a diagonal, 3 a knight's jump; the three never meet on
+# one square) folds in as CHECK0 + 13 * (4 * (c - 1) + a) + piece, a as above.
+CHECKS = ["line", "diag", "knight"]
+CHECK0 = len(TOKENS)
+TOKENS += [f"sq:{p}:{a}:{c}" for c in CHECKS for a in ["none", *ATTACKS] for p in PIECES]
 LENGTH = 1 + 64 + 4 + 1 + 2
 SQUARES = slice(1, 65)  # where the 64 square tokens sit in the sequence
 
@@ -89,13 +98,14 @@ class ChessTokenizer(suite.Tokenizer):
 
     mirror: bool = True
     attacks: bool = False
+    checks: bool = False
 
     length = LENGTH
     n_moves = len(MOVES)
 
     @property
     def vocab_size(self) -> int:
-        return len(TOKENS) if self.attacks else ATTACK0
+        return len(TOKENS) if self.checks else CHECK0 if self.attacks else ATTACK0
 
     def flips(self, fen_or_board) -> bool:
         """Whether this position is mirrored before encoding (Black to move and ``mirror`` on)."""
@@ -126,9 +136,9 @@ class ChessTokenizer(suite.Tokenizer):
         out[65:69] = [CASTLE0 + (c in castling) for c in "KQkq"]
         out[69] = EP0 if ep == "-" else EP0 + 1 + "abcdefgh".index(ep[0])
         out[70], out[71] = DIGIT0 + halfmove // 10, DIGIT0 + halfmove % 10
-        if self.attacks:
+        if self.attacks or self.checks:
             board = fen_or_board if isinstance(fen_or_board, chess.Board) else chess.Board(fen)
-            out[SQUARES] = attack_tokens(board, out[SQUARES], flip)
+            out[SQUARES] = attack_tokens(board, out[SQUARES], flip, self.attacks, self.checks)
         return out
 
     def move_id(self, uci: str, flip: bool) -> int:
@@ -152,15 +162,34 @@ def _bits(mask: int) -> np.ndarray:
     return np.unpackbits(np.array([mask], dtype="<u8").view(np.uint8), bitorder="little")
 
 
-def attack_tokens(board: chess.Board, squares: np.ndarray, flip: bool) -> np.ndarray:
-    """The 64 square ids (in the encoded orientation) with who attacks each square folded in."""
+def check_lines(board: chess.Board) -> np.ndarray:
+    """(64,) a1..h8: 0, or how a piece of the side to move there would check the opponent's king:
+    1 along a rank or file, 2 along a diagonal (pieces in between block), 3 a knight's jump."""
+    king = board.king(not board.turn)
+    if king is None:
+        return np.zeros(64, dtype=np.uint8)
+    occupied = board.occupied
+    line = (chess.BB_RANK_ATTACKS[king][chess.BB_RANK_MASKS[king] & occupied]
+            | chess.BB_FILE_ATTACKS[king][chess.BB_FILE_MASKS[king] & occupied])
+    diagonal = chess.BB_DIAG_ATTACKS[king][chess.BB_DIAG_MASKS[king] & occupied]
+    return _bits(line) + 2 * _bits(diagonal) + 3 * _bits(chess.BB_KNIGHT_ATTACKS[king])
+
+
+def attack_tokens(board: chess.Board, squares: np.ndarray, flip: bool, attacks: bool = True,
+                  checks: bool = False) -> np.ndarray:
+    """The 64 square ids (in the encoded orientation) with who attacks each square folded in, and
+    with ``checks`` how a piece there would check the opponent's king."""
     mine = theirs = 0
-    for square, piece in board.piece_map().items():
+    for square, piece in board.piece_map().items() if attacks else ():
         if piece.color == board.turn:
             mine |= board.attacks_mask(square)
         else:
             theirs |= board.attacks_mask(square)
     who = _bits(mine) + 2 * _bits(theirs)  # 0 none, 1 the side to move, 2 the opponent, 3 both
+    check = check_lines(board) if checks else np.zeros(64, dtype=np.uint8)
     if flip:  # the mirrored board: square s shows what stood on s ^ 56
-        who = who.reshape(8, 8)[::-1].reshape(64)
-    return np.where(who > 0, ATTACK0 - len(PIECES) + len(PIECES) * who + squares, squares).astype(np.uint8)
+        who, check = who.reshape(8, 8)[::-1].reshape(64), check.reshape(8, 8)[::-1].reshape(64)
+    n = len(PIECES)
+    out = np.where(who > 0, ATTACK0 - n + n * who + squares, squares)
+    out = np.where(check > 0, CHECK0 + n * (4 * (check.astype(np.int64) - 1) + who) + squares, out)
+    return out.astype(np.uint8)
