@@ -26,7 +26,7 @@ from .policy import move_probabilities, parse_fen, value_probabilities
 from .tokenizer import ChessTokenizer
 
 
-DEFAULT_MATE_PUZZLES = 20_000
+DEFAULT_MATE_PUZZLES = 10_000
 DEFAULT_ON_POLICY_GAMES = 300
 
 
@@ -69,7 +69,7 @@ class ChessTask(suite.Task):
         return source == "pgn" or (source == "auto" and bool(d.get("pgn")))
 
     def puzzle_count(self, d: dict) -> int:
-        """``data.mate_puzzles``; null (the default) means 20,000 with Stockfish's data and none
+        """``data.mate_puzzles``; null (the default) means 10,000 with Stockfish's data and none
         with a PGN file: a user's games train on the user's games unless puzzles are asked for."""
         if "mate_puzzles" not in d:  # chess-value, chess-mate
             return 0
