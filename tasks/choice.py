@@ -10,7 +10,8 @@ to it, while the metrics still score ``label`` / ``correct``).
 Training uses plain cross-entropy over all options by default, so the model also learns which
 options are legal (``model.mask_loss: true`` masks illegal options out of the loss instead).
 Metrics: ``accuracy`` of the best legal option (top-1), ``top3_accuracy``, ``legal_rate`` (how
-often the unmasked argmax is a legal option) and the loss.
+often the unmasked argmax is a legal option; left out with ``mask_loss``, which does not learn
+legality) and the loss (masked with ``mask_loss``, as trained).
 """
 from __future__ import annotations
 
@@ -52,9 +53,8 @@ class Choice(Objective):
         self.mask_loss = bool(cfg.get("model", {}).get("mask_loss", False))
 
     def make_metrics(self):
-        return metric_collection({
-            "accuracy": mean_metric(), "top3_accuracy": mean_metric(), "legal_rate": mean_metric(), "loss": mean_metric(),
-        })
+        names = ["accuracy", "top3_accuracy", "loss"] + ([] if self.mask_loss else ["legal_rate"])
+        return metric_collection({name: mean_metric() for name in names})
 
     def loss(self, model, batch):
         logits = model(batch)
@@ -77,9 +77,9 @@ class Choice(Objective):
         hits = self.right(batch, top)
         m["accuracy"].update(hits[:, 0].float())
         m["top3_accuracy"].update(hits.any(1).float())
-        if legal is not None:
+        if legal is not None and not self.mask_loss:
             m["legal_rate"].update(legal.gather(1, logits.argmax(-1, keepdim=True))[:, 0].float())
-        m["loss"].update(choice_loss(logits, batch), weight=len(logits))
+        m["loss"].update(choice_loss(mask_options(logits, legal) if self.mask_loss else logits, batch), weight=len(logits))
 
     def compute(self, split):
-        return {k: v for k, v in super().compute(split).items() if v == v}  # no legal_rate without legal masks
+        return {k: v for k, v in super().compute(split).items() if v == v}  # no legal_rate without legal masks or with mask_loss

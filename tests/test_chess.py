@@ -158,6 +158,14 @@ def test_choice_objective_masks_illegal_options_and_counts_any_right_answer():
     obj.evaluate(Fixed(logits), {**batch, "correct": correct}, "val")
     assert obj.compute("val")["accuracy"] == 1.0
     assert torch.isinf(suite.mask_options(logits, legal)[0, 0])
+    # With mask_loss the loss is the one trained (over the legal options only), and legality, not
+    # learned, is not reported.
+    masked = suite.Choice(type("T", (), {})(), None, {"model": {"mask_loss": True}})
+    masked.evaluate(Fixed(logits), batch, "val")
+    m = masked.compute("val")
+    assert "legal_rate" not in m and m["accuracy"] == 0.5
+    assert m["loss"] == pytest.approx(float(masked.loss(Fixed(logits), batch)))
+    assert m["loss"] < float(obj.loss(Fixed(logits), batch))
 
 
 # -- PGN ---------------------------------------------------------------------------------------
