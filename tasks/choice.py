@@ -82,4 +82,4 @@ class Choice(Objective):
         m["loss"].update(choice_loss(mask_options(logits, legal) if self.mask_loss else logits, batch), weight=len(logits))
 
     def compute(self, split):
-        return {k: v for k, v in super().compute(split).items() if v == v}  # no legal_rate without legal masks or with mask_loss
+        return {k: v for k, v in super().compute(split).items() if v == v}  # no legal_rate without legal masks
