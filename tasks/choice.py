@@ -73,13 +73,14 @@ class Choice(Objective):
         logits = model(batch)
         m = self.metrics(split, logits.device)
         legal = batch.get("legal")
-        top = mask_options(logits, legal).topk(min(3, logits.shape[-1]), -1).indices  # (B, 3)
+        masked = mask_options(logits, legal)
+        top = masked.topk(min(3, logits.shape[-1]), -1).indices  # (B, 3)
         hits = self.right(batch, top)
         m["accuracy"].update(hits[:, 0].float())
         m["top3_accuracy"].update(hits.any(1).float())
         if legal is not None and not self.mask_loss:
             m["legal_rate"].update(legal.gather(1, logits.argmax(-1, keepdim=True))[:, 0].float())
-        m["loss"].update(choice_loss(mask_options(logits, legal) if self.mask_loss else logits, batch), weight=len(logits))
+        m["loss"].update(choice_loss(masked if self.mask_loss else logits, batch), weight=len(logits))
 
     def compute(self, split):
         return {k: v for k, v in super().compute(split).items() if v == v}  # no legal_rate without legal masks
