@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_chess.py [--positions 1000] [--nodes 400] [--json out.json]
 
 Generation runs one single-threaded engine process (one core) on the default data settings
-(configs/tasks/chess.yaml) into a temporary cache and reports labelled positions/s for that core;
+(configs/tasks/chess.yaml) into a temporary cache, once with ``data.fresh_search`` (every position
+searched from an empty hash) and once without, and reports labelled positions/s for that core;
 `suite train --task chess` runs one such process per core. Tokenisation encodes FENs as the data
 loader does (and boards, and legal-move lists as the evaluation splits need). Wall-clock numbers:
 on a shared machine they fall with the load, which is printed alongside.
@@ -60,15 +61,22 @@ def main() -> None:
     if engine is None:
         print("generation: skipped, Stockfish not found (apt-get install stockfish)")
     else:
-        with tempfile.TemporaryDirectory() as tmp:
-            start, cpu = time.perf_counter(), time.process_time()
-            n = generate_shard(engine, settings_of(data), 0, Path(tmp) / "shard.npz")
-            wall = time.perf_counter() - start
-        results["generation"] = {"nodes": data["nodes"], "positions": n, "seconds": round(wall, 1),
-                                 "positions_per_s_per_core": round(n / wall, 1),
-                                 "python_cpu_s": round(time.process_time() - cpu, 1)}
-        print(f"generation: {n} positions labelled by {engine} at nodes={data['nodes']} in {wall:.1f}s "
-              f"= {n / wall:.0f} positions/s on one core (one engine process)")
+        results["generation"] = {}
+        for fresh in (True, False):  # data.fresh_search on and off, one after the other: their ratio holds under load
+            with tempfile.TemporaryDirectory() as tmp:
+                start, cpu = time.perf_counter(), time.process_time()
+                n = generate_shard(engine, settings_of({**data, "fresh_search": fresh}), 0, Path(tmp) / "shard.npz")
+                wall = time.perf_counter() - start
+            kind = "fresh_search" if fresh else "game_search"
+            results["generation"][kind] = {"nodes": data["nodes"], "positions": n, "seconds": round(wall, 1),
+                                           "positions_per_s_per_core": round(n / wall, 1),
+                                           "python_cpu_s": round(time.process_time() - cpu, 1)}
+            print(f"generation ({kind}): {n} positions labelled by {engine} at nodes={data['nodes']} in {wall:.1f}s "
+                  f"= {n / wall:.0f} positions/s on one core (one engine process)")
+        g = results["generation"]
+        g["fresh_over_game_time"] = round((g["fresh_search"]["seconds"] / g["fresh_search"]["positions"])
+                                          / (g["game_search"]["seconds"] / g["game_search"]["positions"]), 2)
+        print(f"fresh_search costs {g['fresh_over_game_time']:.2f} times the time a position of game_search")
 
     tok = ChessTokenizer()
     fens = sample_fens(args.tokenise)

@@ -336,7 +336,7 @@ def test_soft_targets_weight_moves_by_expected_score_and_the_loss_uses_them():
 class FirstMoveEngine:
     """A stand-in for Stockfish: its best move is the first legal one, its evaluation level."""
 
-    def analyse(self, board, limit, multipv=None):
+    def analyse(self, board, limit, multipv=None, game=None):
         return {"pv": [next(iter(board.legal_moves))], "score": chess.engine.PovScore(chess.engine.Cp(0), chess.WHITE)}
 
 

@@ -77,6 +77,22 @@ def test_train_generates_cached_shards_and_reports_move_metrics(chess_run):
 
 
 @needs_stockfish
+def test_fresh_search_labels_depend_on_the_position_alone():
+    from suite.plugins.chess import generate
+
+    board, fens = chess.Board(), []
+    for move in ["e4", "e5", "Nf3", "Nc6", "Bb5", "a6", "Ba4", "Nf6", "O-O", "Be7", "Re1", "b5", "Bb3", "d6", "c3", "O-O"]:
+        board.push_san(move)
+        fens.append(board.fen())
+    fresh = generate.best_moves(STOCKFISH, 300, fens, fresh=True)
+    assert generate.best_moves(STOCKFISH, 300, fens[::-1], fresh=True) == fresh[::-1]  # no hash carried between positions
+    data = {"nodes": 400, "open_plies": 8, "epsilon": 0.03, "weak_games": 0.6, "weak_epsilon": [0.3, 1.0], "max_plies": 200,
+            "shard_positions": 2000, "seed": 0}
+    assert generate.settings_of({**data, "fresh_search": False}) == generate.settings_of(data)  # old caches keep their names
+    assert generate.cache_dir(data) != generate.cache_dir({**data, "fresh_search": True})
+
+
+@needs_stockfish
 def test_batches_and_tokenizer_keep_the_plugin_contract(chess_run):
     _, tmp, _ = chess_run
     data = {"data.positions": 400, "data.shard_positions": 200, "data.nodes": 30, "data.max_plies": 80,
@@ -142,11 +158,13 @@ def test_on_policy_rounds_grow_the_training_set_and_a_resumed_run_trains_on_the_
             "--data.on_policy_from", 0, "--trainer.max_steps", 40, "--trainer.val_check_interval", 20,
             "--run.checkpoint_every", 5, "--data.cache_dir", tmp / "cache", "--run.root", tmp_path]
     out = run_ok(*args, "--run.name", "whole")
-    # 310 training positions make 9 batches of 32; then the policy's positions in 4 games of at most 80 plies join them.
+    # The first epoch is the training positions in full batches of 32 (about 10); then the policy's
+    # positions in 4 games of at most 80 plies join them, and the next epoch is longer.
+    train = int(re.search(r"positions by split \(whole games\): train (\d+)", out)[1])
     rounds = [tuple(map(int, m)) for m in re.findall(r"on-policy round \d at step (\d+): .*? labelled its (\d+) positions .*?; (\d+) training", out)]
-    assert len(rounds) == 2 and rounds[0][0] == 9 and 4 <= rounds[0][1] <= 4 * 40, out
-    assert rounds[0][2] == 310 + rounds[0][1] and rounds[1][2] == rounds[0][2] + rounds[1][1]
-    assert rounds[1][0] == 9 + rounds[0][2] // 32
+    assert 6 <= train // 32 < 20 and len(rounds) == 2 and rounds[0][0] == train // 32 and 4 <= rounds[0][1] <= 4 * 40, out
+    assert rounds[0][2] == train + rounds[0][1] and rounds[1][2] == rounds[0][2] + rounds[1][1]
+    assert rounds[1][0] == train // 32 + rounds[0][2] // 32
 
     class Stop(pl.Callback):  # the run dies at step 20, after round 1; its last checkpoint is step 15's
         def on_train_batch_end(self, trainer, *_):
@@ -178,10 +196,11 @@ def test_on_policy_rounds_under_ddp_give_every_rank_the_same_positions(chess_run
                     "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp", "--trainer.devices", 2,
                     "--data.cache_dir", tmp / "cache", "--run.root", tmp_path, timeout=300).stdout
     rounds = [tuple(map(int, m)) for m in re.findall(r"on-policy round \d at step (\d+): .*? labelled its (\d+) positions .*?; (\d+) training", out)]
-    # Each rank takes half of an epoch: 310 positions make 4 batches of 32 a rank. Had the ranks' training
-    # sets differed after a round, their epochs would differ in length and DDP would hang or fail.
-    assert len(rounds) == 2 and rounds[0][0] == 4 and rounds[0][2] == 310 + rounds[0][1], out
-    assert rounds[1][0] == 4 + rounds[0][2] // 2 // 32 and metrics(run_dir_from(out))["world_size"] == 2
+    # Each rank takes half of an epoch in batches of 32 (about 5 a rank). Had the ranks' training sets
+    # differed after a round, their epochs would differ in length and DDP would hang or fail.
+    train = int(re.search(r"positions by split \(whole games\): train (\d+)", out)[1])
+    assert len(rounds) == 2 and rounds[0][0] == train // 2 // 32 and rounds[0][2] == train + rounds[0][1], out
+    assert rounds[1][0] == train // 2 // 32 + rounds[0][2] // 2 // 32 and metrics(run_dir_from(out))["world_size"] == 2
 
 
 def lichess_pgn(games: int, seed: int = 3) -> str:

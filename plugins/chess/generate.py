@@ -56,6 +56,8 @@ def settings_of(data: dict) -> dict:
     s = {k: data[k] for k in CONTENT_KEYS}
     if data.get("strong_epsilon"):  # only then: caches made before the setting keep their names
         s["strong_epsilon"] = [float(x) for x in data["strong_epsilon"]]
+    if data.get("fresh_search"):  # likewise
+        s["fresh_search"] = True
     if (data.get("targets") or "best") != "best":  # only then: caches of best-move data keep their names
         if data["targets"] != "multipv":
             raise suite.SuiteError(f"data.targets must be best or multipv, not {data['targets']!r}")
@@ -71,11 +73,11 @@ def cache_dir(data: dict) -> Path:
 
 # -- one shard, in a worker process ------------------------------------------------------------
 @contextmanager
-def single_engine(engine_path: str):
+def single_engine(engine_path: str, hash_mb: int = 16):
     """One single-threaded Stockfish process with a small hash, quit on the way out."""
     engine = chess.engine.SimpleEngine.popen_uci(engine_path)
     try:
-        engine.configure({"Threads": 1, "Hash": 16})
+        engine.configure({"Threads": 1, "Hash": hash_mb})
         yield engine
     finally:
         engine.quit()
@@ -84,6 +86,19 @@ def single_engine(engine_path: str):
 def best_of(engine, board: chess.Board, info: dict, limit) -> chess.Move:
     """The first move of an analysis's principal variation (a search of its own when it has none)."""
     return info["pv"][0] if info.get("pv") else engine.play(board, limit).move
+
+
+def search(engine, board: chess.Board, limit, multipv: int = 1, fresh: bool = False) -> list[dict]:
+    """Stockfish's analysis of ``board`` (one info per principal variation). ``fresh``: from the
+    position alone (no move history) and an empty hash ("ucinewgame"), so the result is a function
+    of what the model sees; otherwise the engine keeps its hash and sees the game's moves."""
+    if fresh:
+        board, game = board.copy(stack=False), object()
+    else:
+        game = None
+    if multipv > 1:
+        return engine.analyse(board, limit, multipv=multipv, game=game)
+    return [engine.analyse(board, limit, game=game)]
 
 
 def _play_game(engine, rng: random.Random, s: dict, out: dict) -> int:
@@ -103,9 +118,9 @@ def _play_game(engine, rng: random.Random, s: dict, out: dict) -> int:
             eps[1 - weak] = rng.uniform(*s["strong_epsilon"])
     fens, moves, turns, cands, last_cp = [], [], [], [], 0
     limit = chess.engine.Limit(nodes=int(s["nodes"]))
-    multipv = int(s.get("multipv", 1))
+    multipv, fresh = int(s.get("multipv", 1)), bool(s.get("fresh_search"))
     while not board.is_game_over(claim_draw=True) and len(fens) < s["max_plies"]:
-        infos = engine.analyse(board, limit, multipv=multipv) if multipv > 1 else [engine.analyse(board, limit)]
+        infos = search(engine, board, limit, multipv, fresh)
         info = infos[0]
         best = best_of(engine, board, info, limit)
         last_cp = info["score"].pov(chess.WHITE).score(mate_score=MATE_CP)
@@ -132,7 +147,7 @@ def generate_shard(engine_path: str, s: dict, index: int, path: Path) -> int:
     """Play games until the shard holds ``shard_positions`` positions; write it as .npz."""
     rng = random.Random(f"{s['seed']}:{index}")
     out = {"fen": [], "move": [], "value": [], "game": [], "cand": []}
-    with single_engine(engine_path) as engine:
+    with single_engine(engine_path, 1 if s.get("fresh_search") else 16) as engine:
         game = 0
         while len(out["fen"]) < s["shard_positions"]:
             n = _play_game(engine, rng, s, out)
@@ -150,14 +165,14 @@ def generate_shard(engine_path: str, s: dict, index: int, path: Path) -> int:
     return len(out["fen"])
 
 
-def best_moves(engine_path: str, nodes: int, fens: list[str]) -> list[str]:
+def best_moves(engine_path: str, nodes: int, fens: list[str], fresh: bool = False) -> list[str]:
     """Stockfish's best move (UCI) in each position, at ``nodes`` nodes, from one fresh engine:
-    the same positions in the same order get the same moves."""
+    the same positions in the same order get the same moves (with ``fresh``, in any order)."""
     limit, moves = chess.engine.Limit(nodes=int(nodes)), []
-    with single_engine(engine_path) as engine:
+    with single_engine(engine_path, 1 if fresh else 16) as engine:
         for fen in fens:
             board = chess.Board(fen)
-            moves.append(best_of(engine, board, engine.analyse(board, limit), limit).uci())
+            moves.append(best_of(engine, board, search(engine, board, limit, fresh=fresh)[0], limit).uci())
     return moves
 
 
@@ -171,7 +186,7 @@ def label_positions(fens: list[str], data: dict, chunk: int = 500) -> list[str]:
     if engine_path is None:
         raise suite.SuiteError("Stockfish was not found to label positions; install it (`apt-get install stockfish`) "
                                "or set --data.stockfish PATH")
-    jobs = [(i, engine_path, int(data["nodes"]), fens[i:i + chunk]) for i in range(0, len(fens), chunk)]
+    jobs = [(i, engine_path, int(data["nodes"]), fens[i:i + chunk], bool(data.get("fresh_search"))) for i in range(0, len(fens), chunk)]
     workers = max(1, min(int(data.get("workers") or cpu_cores()), len(jobs)))
     try:
         done = dict(in_processes(_best_moves_job, jobs, workers, "labelling", chunk, progress=False))
