@@ -48,6 +48,13 @@ def run_ok(*args) -> str:
     return out
 
 
+def on_policy_rounds(out: str) -> tuple[int, list[tuple[int, int, int]]]:
+    """A training run's output -> (training positions before the rounds, [(step, positions labelled,
+    training positions after) for each on-policy round])."""
+    train = int(re.search(r"positions by split \(whole games\): train (\d+)", out)[1])
+    return train, [tuple(map(int, m)) for m in re.findall(r"on-policy round \d at step (\d+): .*? labelled its (\d+) positions .*?; (\d+) training", out)]
+
+
 @pytest.fixture(scope="module")
 def chess_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("chess")
@@ -160,8 +167,7 @@ def test_on_policy_rounds_grow_the_training_set_and_a_resumed_run_trains_on_the_
     out = run_ok(*args, "--run.name", "whole")
     # The first epoch is the training positions in full batches of 32 (about 10); then the policy's
     # positions in 4 games of at most 80 plies join them, and the next epoch is longer.
-    train = int(re.search(r"positions by split \(whole games\): train (\d+)", out)[1])
-    rounds = [tuple(map(int, m)) for m in re.findall(r"on-policy round \d at step (\d+): .*? labelled its (\d+) positions .*?; (\d+) training", out)]
+    train, rounds = on_policy_rounds(out)
     assert 6 <= train // 32 < 20 and len(rounds) == 2 and rounds[0][0] == train // 32 and 4 <= rounds[0][1] <= 4 * 40, out
     assert rounds[0][2] == train + rounds[0][1] and rounds[1][2] == rounds[0][2] + rounds[1][1]
     assert rounds[1][0] == train // 32 + rounds[0][2] // 32
@@ -195,10 +201,9 @@ def test_on_policy_rounds_under_ddp_give_every_rank_the_same_positions(chess_run
                     "--data.on_policy_from", 0, "--trainer.max_steps", 20, "--trainer.val_check_interval", 10,
                     "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp", "--trainer.devices", 2,
                     "--data.cache_dir", tmp / "cache", "--run.root", tmp_path, timeout=300).stdout
-    rounds = [tuple(map(int, m)) for m in re.findall(r"on-policy round \d at step (\d+): .*? labelled its (\d+) positions .*?; (\d+) training", out)]
+    train, rounds = on_policy_rounds(out)
     # Each rank takes half of an epoch in batches of 32 (about 5 a rank). Had the ranks' training sets
     # differed after a round, their epochs would differ in length and DDP would hang or fail.
-    train = int(re.search(r"positions by split \(whole games\): train (\d+)", out)[1])
     assert len(rounds) == 2 and rounds[0][0] == train // 2 // 32 and rounds[0][2] == train + rounds[0][1], out
     assert rounds[1][0] == train // 2 // 32 + rounds[0][2] // 2 // 32 and metrics(run_dir_from(out))["world_size"] == 2
 
