@@ -129,6 +129,26 @@ def test_check_tokens_say_how_a_piece_on_each_square_would_check_the_opponents_k
     assert alone[chess.A8] == "sq:.:none:line" and alone[chess.A1] == "sq:R"  # without attack tokens
 
 
+def test_count_tokens_say_how_many_pieces_of_each_side_attack_each_square():
+    tok, plain = ChessTokenizer(attacks=True, checks=True, counts=True), ChessTokenizer(attacks=True, checks=True)
+    assert tok.vocab_size == plain.vocab_size + 13 * 9 * 4 and ChessTokenizer.from_state(plain.state()) == plain
+    for board in random_boards(150, seed=6):
+        ids, base = tok.encode(board).astype(int), plain.encode(board).astype(int)
+        assert (tok.encode(board.fen()) == ids).all() and (tok.encode(board.mirror()) == ids).all()
+        assert (ids[:1] == base[:1]).all() and (ids[65:] == base[65:]).all()
+        flip = tok.flips(board)
+        for i in range(64):
+            square = i ^ 56 if flip else i
+            us, them = (min(2, len(board.attackers(side, square))) for side in (board.turn, not board.turn))
+            # the check token's piece and check kind, and the counts, in COUNT0 + 13 (9 c + 3 u + t) + p
+            b = base[1 + i]
+            piece, how = (b, 0) if b < 36 else ((b - 36) % 13, 0) if b < 75 else ((b - 75) % 13, (b - 75) // 52 + 1)
+            assert ids[1 + i] == 231 + 13 * (9 * how + 3 * us + them) + piece, (board.fen(), i)
+    battery = chess.Board("4k3/8/8/3p4/8/8/3R4/3RK3 w - - 0 1")  # d2 attacks d5; d1 does not (behind d2)
+    squares = tok.describe(tok.encode(battery)).split()[1:65]
+    assert squares[chess.D5] == "sq:p:u1t0:none" and squares[chess.D2] == "sq:R:u2t0:none"  # d1 and e1 guard d2
+
+
 def test_policy_head_scores_every_move():
     head = PolicyHead(32)
     logits = head(torch.randn(3, LENGTH, 32), {})

@@ -44,7 +44,8 @@ class ChessTask(suite.Task):
     def build_tokenizer(self, cfg):
         d = cfg["data"]
         return ChessTokenizer(mirror=bool(d.get("mirror", True)), attacks=bool(d.get("attacks", False)),
-                              checks=bool(d.get("checks", False)))
+                              checks=bool(d.get("checks", False)),
+                              counts=bool(d.get("attacks", False)) and bool(d.get("attack_counts", False)))
 
     def build_adapter(self, tokenizer, d_model, cfg):
         return suite.EmbeddingAdapter(tokenizer.vocab_size, d_model, padding_idx=None)

@@ -119,7 +119,7 @@ class PositionSet(Dataset):
         if target == "value":
             p = p.select([i for i, v in enumerate(p.value) if v != UNKNOWN])
         self.size = len(p)
-        self.tokens = torch.from_numpy(np.stack([tokenizer.encode(f) for f in p.fen])) if len(p) else torch.zeros(0, 72, dtype=torch.uint8)
+        self.tokens = torch.from_numpy(np.stack([tokenizer.encode(f) for f in p.fen])) if len(p) else torch.zeros(0, 72, dtype=torch.int16)
         if target == "value":
             self.labels = torch.tensor(p.value, dtype=torch.long)
         else:

@@ -16,6 +16,10 @@ piece left en prise, the squares a king can flee to, a mate and a stalemate.
 With ``checks`` as well, each square's token also says how a piece of the side to move standing
 there would check the opponent's king (along a rank or file, a diagonal, or a knight's jump): a
 mate and a stalemate both take the king's last square, and only the mate gives check.
+With ``counts`` the attack part counts each side's attackers (0, 1, 2 or more, python-chess's
+attack sets: a piece behind another on a line is not counted) instead of saying only who attacks:
+a piece attacked twice and defended once, or a square two pieces guard, is one token (699 in all).
+Token ids are int16 (the count tokens go past 255).
 
 The move vocabulary has the 1968 UCI moves of searchless chess: 1792 queen-line and knight
 from-to pairs and 176 promotions (4 pieces x 44 pawn moves onto the last rank, both colours).
@@ -84,6 +88,11 @@ TOKENS += [f"sq:{c}:{a}" for a in ATTACKS for c in PIECES]
 CHECKS = ["line", "diag", "knight"]
 CHECK0 = len(TOKENS)
 TOKENS += [f"sq:{p}:{a}:{c}" for c in CHECKS for a in ["none", *ATTACKS] for p in PIECES]
+# With ``counts``: how many pieces of each side attack the square (0, 1, 2 or more), u for the side to
+# move and t for the opponent, in place of who attacks it: COUNT0 + 13 * (9 * c + 3 * u + t) + piece,
+# c = 0 (no check) or as above.
+COUNT0 = len(TOKENS)
+TOKENS += [f"sq:{p}:u{u}t{t}:{c}" for c in ["none", *CHECKS] for u in range(3) for t in range(3) for p in PIECES]
 LENGTH = 1 + 64 + 4 + 1 + 2
 SQUARES = slice(1, 65)  # where the 64 square tokens sit in the sequence
 
@@ -99,13 +108,14 @@ class ChessTokenizer(suite.Tokenizer):
     mirror: bool = True
     attacks: bool = False
     checks: bool = False
+    counts: bool = False  # attackers counted (0, 1, 2+ a side) instead of attacks alone; implies attacks
 
     length = LENGTH
     n_moves = len(MOVES)
 
     @property
     def vocab_size(self) -> int:
-        return len(TOKENS) if self.checks else CHECK0 if self.attacks else ATTACK0
+        return len(TOKENS) if self.counts else COUNT0 if self.checks else CHECK0 if self.attacks else ATTACK0
 
     def flips(self, fen_or_board) -> bool:
         """Whether this position is mirrored before encoding (Black to move and ``mirror`` on)."""
@@ -114,7 +124,7 @@ class ChessTokenizer(suite.Tokenizer):
         return self.mirror and fen_or_board.split(" ", 2)[1] == "b"
 
     def encode(self, fen_or_board) -> np.ndarray:
-        """A FEN (as python-chess writes it) or a board -> (72,) uint8 token ids."""
+        """A FEN (as python-chess writes it) or a board -> (72,) int16 token ids."""
         fen = fen_or_board.fen() if isinstance(fen_or_board, chess.Board) else fen_or_board
         fields = fen.split()
         if len(fields) < 4:
@@ -130,15 +140,15 @@ class ChessTokenizer(suite.Tokenizer):
             castling = castling.swapcase()
         else:  # a1..h8 order: the ranks reversed
             squares = "".join(rows[i:i + 8] for i in range(56, -8, -8))
-        out = np.empty(LENGTH, dtype=np.uint8)
+        out = np.empty(LENGTH, dtype=np.int16)
         out[0] = SIDE0 + SIDES.index(side)
         out[SQUARES] = np.frombuffer(squares.encode().translate(_PIECE_IDS), dtype=np.uint8)
         out[65:69] = [CASTLE0 + (c in castling) for c in "KQkq"]
         out[69] = EP0 if ep == "-" else EP0 + 1 + "abcdefgh".index(ep[0])
         out[70], out[71] = DIGIT0 + halfmove // 10, DIGIT0 + halfmove % 10
-        if self.attacks or self.checks:
+        if self.attacks or self.checks or self.counts:
             board = fen_or_board if isinstance(fen_or_board, chess.Board) else chess.Board(fen)
-            out[SQUARES] = attack_tokens(board, out[SQUARES], flip, self.attacks, self.checks)
+            out[SQUARES] = attack_tokens(board, out[SQUARES], flip, self.attacks, self.checks, self.counts)
         return out
 
     def move_id(self, uci: str, flip: bool) -> int:
@@ -176,20 +186,23 @@ def check_lines(board: chess.Board) -> np.ndarray:
 
 
 def attack_tokens(board: chess.Board, squares: np.ndarray, flip: bool, attacks: bool = True,
-                  checks: bool = False) -> np.ndarray:
-    """The 64 square ids (in the encoded orientation) with who attacks each square folded in, and
-    with ``checks`` how a piece there would check the opponent's king."""
-    mine = theirs = 0
-    for square, piece in board.piece_map().items() if attacks else ():
-        if piece.color == board.turn:
-            mine |= board.attacks_mask(square)
-        else:
-            theirs |= board.attacks_mask(square)
-    who = _bits(mine) + 2 * _bits(theirs)  # 0 none, 1 the side to move, 2 the opponent, 3 both
+                  checks: bool = False, counts: bool = False) -> np.ndarray:
+    """The 64 square ids (in the encoded orientation) with who attacks each square folded in (with
+    ``counts``: how many of each side's pieces, up to 2), and with ``checks`` how a piece there
+    would check the opponent's king."""
+    once, twice = [0, 0], [0, 0]  # squares attacked by at least one / two pieces: [the side to move, the opponent]
+    for square, piece in board.piece_map().items() if attacks or counts else ():
+        side, mask = int(piece.color != board.turn), board.attacks_mask(square)
+        twice[side] |= once[side] & mask
+        once[side] |= mask
+    us, them = (_bits(once[i]) + (_bits(twice[i]) if counts else 0) for i in (0, 1))
     check = check_lines(board) if checks else np.zeros(64, dtype=np.uint8)
     if flip:  # the mirrored board: square s shows what stood on s ^ 56
-        who, check = who.reshape(8, 8)[::-1].reshape(64), check.reshape(8, 8)[::-1].reshape(64)
-    n = len(PIECES)
+        us, them, check = (x.reshape(8, 8)[::-1].reshape(64) for x in (us, them, check))
+    n, check = len(PIECES), check.astype(np.int64)
+    if counts:
+        return (COUNT0 + n * (9 * check + 3 * us + them) + squares).astype(np.int16)
+    who = us + 2 * them  # 0 none, 1 the side to move, 2 the opponent, 3 both
     out = np.where(who > 0, ATTACK0 - n + n * who + squares, squares)
-    out = np.where(check > 0, CHECK0 + n * (4 * (check.astype(np.int64) - 1) + who) + squares, out)
-    return out.astype(np.uint8)
+    out = np.where(check > 0, CHECK0 + n * (4 * (check - 1) + who) + squares, out)
+    return out.astype(np.int16)
