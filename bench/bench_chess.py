@@ -89,11 +89,14 @@ def main() -> None:
     r_batch = len(fens) / (time.perf_counter() - start)
     r_attacks = rate(ChessTokenizer(attacks=True).encode, fens)
     r_checks = rate(ChessTokenizer(attacks=True, checks=True).encode, fens)
+    r_counts = rate(ChessTokenizer(attacks=True, checks=True, counts=True).encode, fens)
     results["tokenisation"] = {"fen_per_s": round(r_fen), "board_per_s": round(r_board), "legal_moves_per_s": round(r_legal),
                                "fen_to_tensor_per_s": round(r_batch), "fen_with_attacks_per_s": round(r_attacks),
-                               "fen_with_attacks_and_checks_per_s": round(r_checks), "tokens": int(stacked.shape[1])}
+                               "fen_with_attacks_and_checks_per_s": round(r_checks),
+                               "fen_with_counts_and_checks_per_s": round(r_counts), "tokens": int(stacked.shape[1])}
     print(f"tokenisation: {r_fen:,.0f} FEN/s, {r_board:,.0f} boards/s, {r_batch:,.0f} FEN/s into one tensor; "
-          f"{r_attacks:,.0f} FEN/s with attack tokens (data.attacks), {r_checks:,.0f} with check tokens as well (data.checks); "
+          f"{r_attacks:,.0f} FEN/s with attack tokens (data.attacks), {r_checks:,.0f} with check tokens as well (data.checks), "
+          f"{r_counts:,.0f} with attackers counted too (data.attack_counts, the default); "
           f"legal-move ids {r_legal:,.0f} positions/s (one core, {stacked.shape[1]} tokens per position)")
     print(f"load average {results['load_average']:.1f} on {results['cores']} cores")
     if args.json:
