@@ -9,7 +9,7 @@ keeps working, and one that is replaced is deprecated with a warning naming its 
 from .adapters import EmbeddingAdapter, PatchAdapter
 from .backbone import Backbone, BackboneConfig, attention_mask
 from .cache import cache_dir, file_lock
-from .streams import Shuffled, Stream
+from .streams import Limited, Shuffled, Stream
 from .datasets import PatchSet, class_folders, complete_splits, hash_bucket, hash_split, stratified_split
 from .errors import SuiteError
 from .freeze import FREEZE_MODES, freeze_backbone
@@ -33,7 +33,7 @@ __all__ = [
     "Choice", "mask_options",
     "load_run", "get_registry", "class_folders", "stratified_split",
     "LanguageModel", "sample",
-    "Stream", "Shuffled", "cache_dir", "file_lock",
+    "Stream", "Shuffled", "Limited", "cache_dir", "file_lock",
     # added with the plugin authors' kit (docs/plugins.md)
     "ClassificationTask", "hash_split", "hash_bucket", "complete_splits", "PatchSet", "FREEZE_MODES", "freeze_backbone",
     "Batch", "ClassificationBatch", "GenerationBatch", "LanguageModelBatch", "ChoiceBatch",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -136,6 +137,17 @@ def cmd_runs(args, extra) -> int:
     return 0
 
 
+def reference_arg(text: str | None) -> dict | None:
+    """--reference vision=runs/vision/NAME,chess=runs/chess/NAME -> {task: run directory}."""
+    if not text:
+        return None
+    pairs = [item.partition("=") for item in text.split(",") if item.strip()]
+    bad = [task for task, eq, path in pairs if not eq or not task.strip() or not path.strip()]
+    if bad or not pairs:
+        raise SuiteError(f"--reference: give TASK=RUN_DIR[,TASK=RUN_DIR], not {text!r}")
+    return {task.strip(): path.strip() for task, _, path in pairs}
+
+
 def cmd_transfer(args, extra) -> int:
     from . import transfer
 
@@ -145,14 +157,26 @@ def cmd_transfer(args, extra) -> int:
                  "lrs": args.lrs, "preset": args.preset, "target_steps": args.target_steps,
                  "source_steps": args.source_steps, "evals": args.evals, "out": args.out, "executor": args.executor,
                  "resources.cpus": args.resources_cpus, "resources.gpus": args.resources_gpus,
-                 "ray_address": args.ray_address, "measure": args.measure, "bootstrap": args.bootstrap}
+                 "ray_address": args.ray_address, "measure": args.measure, "bootstrap": args.bootstrap,
+                 "train_sizes": args.train_sizes, "scratch_sizes": args.scratch_sizes, "reference": reference_arg(args.reference)}
     exp = transfer.load_experiment(args.profile, args.config, overrides)
     calibrate_steps = str(args.calibrate_steps)
     if not calibrate_steps.isdigit():
         raise SuiteError(f"--calibrate-steps must be 0 (no estimate) or a positive integer, not {calibrate_steps!r}")
+    if args.recalibrate:
+        warn("--recalibrate is deprecated: use --calibrate")
+    if args.calibrate and not args.dry_run:
+        raise SuiteError("--calibrate measures for the estimate of --dry-run: give both")
+    # this dry run's command with --calibrate (the output directory does not change a calibration)
+    given = [f"--{key.replace('_', '-')} {shlex.quote(str(value))}" for key, value in overrides.items()
+             if value is not None and key != "out"]
+    given += [] if args.config is None else [f"--config {shlex.quote(args.config)}"]
+    given += [] if calibrate_steps == "20" else [f"--calibrate-steps {calibrate_steps}"]
+    command = " ".join(["suite transfer --profile", shlex.quote(args.profile), *given, "--dry-run --calibrate"])
     out = transfer.default_out(exp)
     transfer.run_experiment(exp, get_registry(), out, progress=not args.no_progress, dry=args.dry_run,
-                            calibrate_steps=int(calibrate_steps), recalibrate=args.recalibrate)
+                            calibrate_steps=int(calibrate_steps), recalibrate=args.calibrate or args.recalibrate,
+                            calibrate_command=command)
     if not args.dry_run:
         print(f"report: {out / 'report.md'}  (also results.json, heatmap.png, curves.png)")
     return 0
@@ -279,13 +303,23 @@ def build_parser(registry, train_help: str = "") -> argparse.ArgumentParser:
     p.add_argument("--target-steps", help="fine-tuning steps of every arm")
     p.add_argument("--source-steps", help="pretraining steps of every task source")
     p.add_argument("--evals", help="validation checks per target run (the points of each curve)")
+    p.add_argument("--train-sizes", metavar="N,N",
+                   help="target training-set sizes: every arm at each (data.train_limit); effective data in target samples")
+    p.add_argument("--scratch-sizes", metavar="N,N", help="more sizes for the scratch arms alone (scratch's score against data)")
+    p.add_argument("--reference", metavar="TASK=RUN_DIR",
+                   help="each task's default `suite train` run, read for the report's share-of-reference lines")
     p.add_argument("--out", help="output directory (default from the profile)")
     p.add_argument("--dry-run", action="store_true",
-                   help="list every run, count them by kind, and estimate the wall time from a short calibration")
+                   help="list every run, count them by kind, and estimate the wall time from stored calibrations; "
+                        "trains nothing but, with --calibrate, the calibration's short runs")
+    p.add_argument("--calibrate", action="store_true",
+                   help="with --dry-run: measure each (task, architecture) afresh with short runs and keep the "
+                        "measurements in the user's cache for later dry runs")
     p.add_argument("--calibrate-steps", default="20", metavar="K",
-                   help="--dry-run calibrates each task with runs of K and 3K steps (0: no estimate; default 20)")
-    p.add_argument("--recalibrate", action="store_true", help="measure again instead of reusing <out>/calibration.json")
-    p.add_argument("--executor", help="local (default: one run after another, no Ray) or ray (needs suite[ray])")
+                   help="--calibrate measures with runs of K and 3K steps (0: no estimate; default 20)")
+    p.add_argument("--recalibrate", action="store_true", help="deprecated: --calibrate")
+    p.add_argument("--executor", help="auto (default: Ray when installed and the machine holds two runs at "
+                                      "--resources.cpus each, else local), local (one run after another) or ray (needs suite[ray])")
     p.add_argument("--resources.cpus", dest="resources_cpus", metavar="N", help="CPUs per run on Ray (default 1)")
     p.add_argument("--resources.gpus", dest="resources_gpus", metavar="N",
                    help="GPUs per run on Ray; 0.25 packs four runs on one GPU (default 0)")

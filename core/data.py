@@ -8,7 +8,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from .cache import prepare
-from .streams import Shuffled, Stream, StreamLoader
+from .errors import SuiteError
+from .streams import Limited, Shuffled, Stream, StreamLoader
 
 
 class SuiteDataModule(pl.LightningDataModule):
@@ -46,6 +47,8 @@ class SuiteDataModule(pl.LightningDataModule):
         common = dict(batch_size=bs, collate_fn=self.task.collate, num_workers=workers)
         if not isinstance(ds, IterableDataset):
             ds = Shuffled(ds, int(self.cfg["seed"]))
+        if d.get("train_limit") is not None:
+            ds = limit(ds, int(d["train_limit"]), int(self.cfg["seed"]), self.task.name)
         if isinstance(ds, Stream):
             # A generator of its own: creating the iterator draws no number from torch's global RNG.
             loader = StreamLoader(ds.configure(bs, rank, world), generator=torch.Generator().manual_seed(0), **common)
@@ -76,3 +79,15 @@ class SuiteDataModule(pl.LightningDataModule):
 
     def test_dataloader(self):
         return [self._eval_loader(s) for s in self.eval_splits or self.test_splits]
+
+
+def limit(ds, n: int, seed: int, task: str) -> Limited:
+    """``data.train_limit``: ``n`` samples of the training stream (suite.Limited)."""
+    if not isinstance(ds, Stream):
+        raise SuiteError(f"task {task!r}: data.train_limit needs training data that is a suite.Stream or a "
+                         "map-style Dataset, not a plain IterableDataset")
+    if n < 1:
+        raise SuiteError(f"data.train_limit must be at least 1, not {n}")
+    if ds.indexed and n > ds.size():
+        raise SuiteError(f"data.train_limit {n} is more than the {ds.size():,} training samples of task {task!r}")
+    return Limited(ds, n, seed)

@@ -39,6 +39,8 @@ class DataSettings:
     """samples per batch in validation and test"""
     num_workers: int = 0
     """DataLoader worker processes (0: load in the training process)"""
+    train_limit: Optional[int] = None
+    """train on this many training samples only, the same ones every epoch (null: all)"""
 
 
 @dataclass

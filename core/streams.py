@@ -5,6 +5,8 @@
   of DataLoader workers.
 - ``StreamLoader``: a DataLoader that Lightning saves into the checkpoint (``state_dict``): the
   epoch and how many of its batches were served, so a resumed run continues the same stream.
+- ``Limited``: the first N samples of a stream, the same N in every epoch (``data.train_limit``,
+  the target-data axis of ``suite transfer``).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ class Stream(IterableDataset):
     """
 
     shuffle = True
+    indexed = True  # samples(indices, ...) reads places of a finite pool; False: drawn from the generator alone
 
     def __init__(self, seed: int):
         self.seed = int(seed)
@@ -90,6 +93,35 @@ class Shuffled(Stream):
 
     def samples(self, indices, generator):
         return [self.dataset[i] for i in indices.tolist()]
+
+
+class Limited(Stream):
+    """``n`` training samples of ``stream``, the same ones in every epoch, chosen by ``seed`` alone.
+
+    An indexed stream (a data set read by index) keeps ``n`` of its places, picked by a permutation
+    keyed by the seed, and is reshuffled and augmented as before. A generated stream (every sample
+    drawn from the batch's generator: arithmetic problems, random text windows) becomes a pool of
+    ``n`` samples, sample i drawn once from a generator keyed by (seed, i)."""
+
+    def __init__(self, stream: Stream, n: int, seed: int):
+        super().__init__(seed)
+        self.stream, self.n = stream, int(n)
+        if stream.indexed:
+            perm = torch.randperm(stream.size(), generator=torch.Generator().manual_seed(stream_key(seed, "train_limit")))
+            self.places = perm[: self.n]
+        self.pool: dict[int, object] = {}
+
+    def size(self) -> int:
+        return self.n
+
+    def samples(self, indices, generator):
+        if self.stream.indexed:
+            return self.stream.samples(self.places[indices], generator)
+        for i in indices.tolist():
+            if i not in self.pool:
+                g = torch.Generator().manual_seed(stream_key(self.seed, "train_limit", i))
+                self.pool[i] = self.stream.samples(torch.tensor([i]), g)[0]
+        return [self.pool[i] for i in indices.tolist()]
 
 
 class StreamLoader(DataLoader):

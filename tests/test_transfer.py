@@ -15,7 +15,7 @@ from conftest import SUITE, run_suite, suite_main
 from test_example_plugin import installed  # noqa: F401  (the example plugin gives a second cheap task)
 
 MATRIX = ["transfer", "--sources", "palindrome", "--targets", "arithmetic", "--seeds", "0,1", "--lrs", "0.001,0.003",
-          "--target-steps", 6, "--source-steps", 6, "--no-progress"]
+          "--target-steps", 6, "--source-steps", 6, "--no-progress", "--executor", "local"]
 
 
 def cells(out: Path) -> dict[str, int]:
@@ -123,7 +123,8 @@ def test_every_profile_dry_runs_to_the_counts_its_comment_states(profile, capsys
     listed = [l for l in out.splitlines() if l.startswith(("  - source ", "  - target "))]
     assert len(listed) == runs == target + source
     # counts by kind add up to the totals
-    kinds = re.findall(r"^  (source pretraining|scratch|fine-tune \(freeze \w+\)) +([\d,]+) runs +([\d,]+) steps", out, re.M)
+    kinds = re.findall(r"^  (source pretraining|scratch|(?:fine-tune|random control) \(freeze \w+\)) +([\d,]+) runs +([\d,]+) steps",
+                       out, re.M)
     assert sum(int(r.replace(",", "")) for _, r, _ in kinds) == runs
     assert sum(int(s.replace(",", "")) for _, _, s in kinds) == steps
     assert not (tmp_path / profile / "cells").exists()  # a dry run trains nothing
@@ -136,17 +137,18 @@ def test_full_profile_leaves_out_sources_that_need_an_argument(capsys, tmp_path)
     assert "<- hf" not in out and "<- minilm/fpt" in out
 
 
-def test_dry_run_estimates_the_wall_time_from_a_calibration(capsys, tmp_path):
+def test_dry_run_estimates_the_wall_time_from_a_calibration(capsys, tmp_path, monkeypatch):
     from suite.registry import get_registry
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     overrides = {"sources": "vision", "targets": "arithmetic", "seeds": "0,1", "lrs": "0.001,0.003",
                  "target_steps": 40, "source_steps": 60, "evals": 2}
     exp = transfer.load_experiment("quick", None, overrides)
-    figures = transfer.run_experiment(exp, get_registry(), tmp_path, dry=True, calibrate_steps=3)
+    figures = transfer.run_experiment(exp, get_registry(), tmp_path, dry=True, calibrate_steps=3, recalibrate=True)
     out = capsys.readouterr().out
     assert figures["target_runs"] == 8 and figures["source_runs"] == 2
     assert "(8 target runs + 2 source runs)" in out and "calibrating arithmetic" in out and "calibrating vision" in out
-    stored = json.loads((tmp_path / "calibration.json").read_text())
+    stored = json.loads(transfer.estimate.cache_path().read_text())
     assert len(stored) == 2
     cal = {(c["task"], c["arch"]): c for c in stored.values()}
     for c in cal.values():
@@ -160,7 +162,7 @@ def test_dry_run_estimates_the_wall_time_from_a_calibration(capsys, tmp_path):
     assert est["total"] == pytest.approx(expected) and est["startup"] > 0
     assert f"one run after another (--executor local): {transfer.estimate.hms(expected)}" in out
     assert not (tmp_path / "cells").exists() and not (tmp_path / "runs").exists()
-    # a second dry run reuses the measurements
+    # a second dry run (without --calibrate) reuses the measurements
     again = transfer.run_experiment(exp, get_registry(), tmp_path, dry=True, calibrate_steps=3)
     assert "calibrating" not in capsys.readouterr().out
     assert again["estimate"]["total"] - again["estimate"]["startup"] == pytest.approx(expected - est["startup"])
@@ -170,11 +172,12 @@ def test_dry_run_estimates_the_wall_time_from_a_calibration(capsys, tmp_path):
     (["--lrs", "0.001,abc"], "lrs: 'abc' is not a number"),
     (["--seeds", "0,0"], "seeds: [0, 0] lists a value twice"),
     (["--target-steps", "5", "--evals", "6"], "evals: 6 validation checks do not fit in 5 target steps"),
-    (["--executor", "dask"], "executor must be one of local, ray, not 'dask'"),
+    (["--executor", "dask"], "executor must be one of auto, local, ray, not 'dask'"),
     (["--measure", "loss"], "measure must be one of gain, effective-data, auc, not 'loss'"),
     (["--resources.gpus", "1.5"], "resources.gpus: a fraction must be below 1"),
     (["--resources.cpus", "x"], "resources.cpus: 'x' is not a number"),
     (["--calibrate-steps", "-1", "--dry-run"], "--calibrate-steps must be 0 (no estimate) or a positive integer"),
+    (["--calibrate"], "--calibrate measures for the estimate of --dry-run: give both"),
     (["--profile", "huge"], "unknown transfer profile 'huge'; known: " + ", ".join(transfer.profiles())),
     (["--sources", "nope", "--targets", "arithmetic"], "unknown source 'nope'"),
 ])
@@ -213,3 +216,82 @@ def test_a_target_can_have_its_own_budget(capsys, tmp_path):
     exp.write_text("steps_by_target: {chess: 40}\n")
     code, _, err = suite_main(capsys, *args)
     assert code == 2 and "steps_by_target: 'chess' is not a target of this experiment (arithmetic, vision)" in err
+
+
+def test_train_sizes_plan_every_arm_at_every_size_for_as_long_as_its_size_asks(capsys, tmp_path):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("size_steps: {epochs: 2, min: 5}\nrandom_controls: true\nlrs_by_freeze: {fpt: [0.01]}\n")
+    code, out, err = suite_main(capsys, "transfer", "--config", exp, "--sources", "arithmetic,minilm", "--targets", "vision",
+                                "--freeze", "none,fpt", "--seeds", "0,1", "--lrs", "0.001,0.003", "--target-steps", "20",
+                                "--source-steps", "30", "--train-sizes", "400,100", "--scratch-sizes", "1600",
+                                "--dry-run", "--calibrate-steps", "0", "--out", tmp_path / "out")
+    assert code == 0, err
+    listed = re.findall(r"- target  vision +<- (.+?) +lr (\S+) +seed (\d) +n (\d+) +(\d+) steps", out)
+    runs = {(arm, float(lr), int(seed), int(n)): int(steps) for arm, lr, seed, n, steps in listed}
+    assert len(listed) == len(runs)  # no run twice
+    # vision trains at batch 64: 2 epochs of 100 samples is 4 steps (at least 5), of 400 is 13, of 1600 is 50 (at most 20)
+    steps = {100: 5, 400: 13, 1600: 20}
+    arms = {"scratch": [0.001, 0.003], "scratch (source:minilm)": [0.001, 0.003], "scratch (source:minilm)/fpt": [0.01],
+            "arithmetic/none": [0.001, 0.003], "arithmetic/fpt": [0.01], "minilm/none": [0.001, 0.003], "minilm/fpt": [0.01]}
+    want = {(arm, lr, seed, n): steps[n] for arm, lrs in arms.items() for lr in lrs for seed in (0, 1) for n in (100, 400)}
+    # scratch_sizes: the scratch arms (fully trained) alone, for scratch's score against data
+    want |= {(arm, lr, seed, 1600): 20 for arm in ("scratch", "scratch (source:minilm)") for lr in (0.001, 0.003) for seed in (0, 1)}
+    assert runs == want
+    assert re.search(r"random control \(freeze fpt\) +4 runs +36 steps", out), out
+    assert f"{len(want)} target runs + 2 source runs" in out
+    # a cell's id carries its size, so the sizes of one arm are different cells
+    cell = transfer.Cell("vision", "minilm", "fpt", 0.01, 0, "source:minilm", 100, 5)
+    assert cell.id == "vision__minilm-fpt__lr0.01__s0__n100" and cell.panel == "vision (n=100)"
+    assert transfer.Cell("vision", "scratch", "none", 0.01, 0, "tiny").id == "vision__scratch__lr0.01__s0"
+
+
+def test_a_run_on_a_train_limit_sees_that_many_samples_every_epoch():
+    """data.train_limit keeps n places of an indexed stream, the same every epoch, and makes a pool of n
+    samples of a generated one (drawn once each), so every arm at one seed trains on the same data."""
+    import torch
+
+    from suite import Limited, Stream
+
+    class Indexed(Stream):
+        def size(self):
+            return 1000
+
+        def samples(self, indices, generator):
+            return indices.tolist()
+
+    class Drawn(Stream):
+        indexed = False
+
+        def size(self):
+            return 10 ** 6
+
+        def samples(self, indices, generator):
+            return torch.randint(10 ** 9, (len(indices),), generator=generator).tolist()
+
+    for stream in (Indexed(0), Drawn(0)):
+        seen = []
+        limited = Limited(stream, 50, seed=3).configure(10)
+        for epoch in range(3):
+            limited.epoch = epoch
+            seen.append(sorted(x for x in limited))
+        assert len(set(seen[0])) == 50 and seen[0] == seen[1] == seen[2]
+        again = Limited(type(stream)(0), 50, seed=3).configure(10)
+        assert sorted(again) == seen[0]  # the same pool for the same seed
+        other = Limited(type(stream)(0), 50, seed=4).configure(10)
+        assert sorted(other) != seen[0]
+
+
+def test_references_are_read_from_measured_runs(finished, installed):
+    """--reference TASK=RUN_DIR: the report reads the run's test score; each task source is set against
+    its task's reference; a directory that is not a finished run is said to be one."""
+    out, _, _ = finished
+    source = out / "sources" / "palindrome" / "palindrome-tiny-6steps-s0"
+    m = json.loads((source / "metrics.json").read_text())
+    score = m["splits"]["test"][m["primary"]]
+    proc = run_suite(*MATRIX, "--out", out, "--reference", f"palindrome={source},arithmetic={out / 'nowhere'}", env=installed)
+    report = (out / "report.md").read_text()
+    rows = [l for l in report.splitlines() if l.startswith("| palindrome-tiny-6steps-s")]
+    assert len(rows) == 2, report
+    assert f"| palindrome-tiny-6steps-s0 | {m['primary']} | {score:.4f} | 100% | {score:.4f} (the run {source}) |" in rows
+    assert f"{out / 'nowhere'} is not a finished run" in report  # arithmetic's scratch arm: no reference, and why
+    assert "0 to go" in proc.stdout  # nothing retrained: references only change the report

@@ -1,4 +1,5 @@
 """The transfer matrix's measures and statistics, on numbers worked out by hand or by scipy."""
+import json
 import math
 
 import pytest
@@ -114,3 +115,68 @@ def test_summary_picks_each_arms_rate_on_validation_and_corrects_across_the_matr
 def test_noise_units_colour_is_unit_free():
     assert transfer.noise_units(0.5, 1.0) == 0.5 and transfer.noise_units(-30.0, 1.0) == -2.0
     assert transfer.noise_units(0.1, float("nan")) == 0.0
+
+
+def _sized(arm_source, size, seed, score, freeze="none", lr=1e-3):
+    cell = _cell(arm_source, lr, seed, score, [[10, score - 0.1], [20, score]])
+    arm = "scratch" if arm_source == "scratch" else f"{arm_source}/{freeze}"
+    return {**cell, "size": size, "freeze": freeze, "arm": arm, "test_best": score}
+
+
+def test_a_known_transfer_law_is_recovered_from_the_data_axis():
+    """Scratch's score is a known function of its data, S(D) = 1 - D^-0.3; a fine-tuned arm on D_F
+    samples scores S(D_F + k * D_F^alpha), with seed noise of +-0.002. The summary's effective data
+    and fit recover k = 40 and alpha = 0.45 (k within 15%, alpha within 0.05; the bootstrap
+    interval over seeds brackets both)."""
+    k, alpha = 40.0, 0.45
+    law = lambda d: 1 - d ** -0.3  # noqa: E731
+    noise = (-0.002, 0.0, 0.002)
+    sizes = [100, 200, 400, 800, 1600]
+    scratch_sizes = sorted({*sizes, *(round(50 * 1.25 ** i) for i in range(26))})  # 50 .. 13,235 samples
+    cells = [_sized("scratch", d, s, law(d) + e) for d in scratch_sizes for s, e in enumerate(noise)]
+    cells += [_sized("a", d, s, law(d + k * d ** alpha) + e) for d in sizes for s, e in enumerate(noise)]
+    summary = transfer.summarize(cells, {"lrs": [1e-3], "target_steps": 20})
+    assert set(summary) >= {f"t (n={d})" for d in sizes}
+    law_a = transfer.scaling(summary, resamples=300)["t"]["arms"]["a/none"]
+    for p, d in zip(law_a["points"], sizes):
+        assert p["size"] == d and p["censored"] is None
+        assert p["transferred"] == pytest.approx(k * d ** alpha, rel=0.08)
+        assert p["share"] == pytest.approx(k * d ** alpha / (d + k * d ** alpha), rel=0.08)
+    assert law_a["k"] == pytest.approx(k, rel=0.15) and law_a["alpha"] == pytest.approx(alpha, abs=0.05)
+    assert law_a["k_ci"][0] <= k <= law_a["k_ci"][1] and law_a["alpha_ci"][0] <= alpha <= law_a["alpha_ci"][1]
+    assert law_a["used"] == 300
+
+
+def test_effective_data_off_the_data_axis_is_censored_where_scratch_cannot_tell():
+    scratch = [(100, 0.5), (400, 0.7), (1600, 0.8)]
+    # beyond scratch's largest size: a lower bound, D_T > 1600 - 400
+    beyond = transfer.data_transferred(scratch, 400, 0.9)
+    assert beyond["censored"] == ">" and beyond["transferred"] == 1200 and transfer.fmt_transferred(beyond) == "> +1,200"
+    # scratch is there at its smallest size: an upper bound
+    assert transfer.data_transferred(scratch, 100, 0.4)["censored"] == "<="
+    # halfway in score between 100 and 400 samples is the geometric mean, 200, in log-data interpolation
+    mid = transfer.data_transferred(scratch, 100, 0.6)
+    assert mid["scratch_size"] == pytest.approx(200) and mid["transferred"] == pytest.approx(100) and mid["share"] == pytest.approx(0.5)
+    # a noisy scratch curve that dips is read through its running best: more data is never worth less
+    # (the dip at 200 counts as 0.5: 0.6 lies halfway from 200 to 400 samples)
+    assert transfer.data_needed([(100, 0.5), (200, 0.45), (400, 0.7)], 0.6)[0] == pytest.approx(200 * 2 ** 0.5)
+    # negative transfer: the fine-tuned arm on 400 samples scores what scratch does on 100
+    assert transfer.data_transferred(scratch, 400, 0.5)["censored"] == "<="
+    assert transfer.data_transferred(scratch, 1600, 0.7)["transferred"] == pytest.approx(400 - 1600)
+    assert math.isnan(transfer.fit_power_law([100], [10])[0])
+
+
+def test_a_reference_is_a_run_directory_read_when_the_report_is_made(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"primary": "accuracy", "splits": {"test": {"accuracy": 0.8}}}))
+    assert transfer.summary.reference_score(str(run)) == (0.8, f"the run {run}")
+    assert transfer.summary.reference_score(str(run / "metrics.json"))[0] == 0.8
+    assert transfer.summary.reference_score(0.7) == (0.7, "a typed-in figure")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "metrics.json").write_text('{"primary": "accura')
+    score, why = transfer.summary.reference_score(str(tmp_path / "half"))
+    assert score is None and "is not a finished run" in why
+    cells = [_cell("scratch", 1e-3, seed, 0.4, [[10, 0.3], [20, 0.4]]) for seed in range(2)]
+    row = transfer.summarize(cells, {"lrs": [1e-3], "target_steps": 20, "reference": {"t": str(run)}})["t"]["scratch"]
+    assert row["of_reference"] == pytest.approx(0.5) and row["reference_from"] == f"the run {run}"

@@ -27,7 +27,7 @@ from pathlib import Path
 from .. import config as config_mod
 from .. import runs
 from ..errors import SuiteError
-from .plan import SCRATCH, Cell, SourceRun, budget, pretrained_here
+from .plan import SCRATCH, Cell, SourceRun, budget, pretrained_here, run_overrides
 
 # One per process: runs of the same task, data settings and seed share a tokenizer and datasets
 # (a Ray worker process keeps it between the tasks it runs).
@@ -37,31 +37,26 @@ DATA_CACHE: dict = {}
 class Runner:
     """Turns a cell or a source run into a resolved config, trains it, and reads what it wrote."""
 
-    def __init__(self, exp: dict, registry, out: Path):
+    def __init__(self, exp: dict, registry, out: Path, threads: int | None = None):
         self.exp, self.registry, self.out = exp, registry, Path(out)
+        self.threads = threads  # torch threads of every run (Ray: its CPUs), not run.threads "auto", which counts idle cores
 
     def run_config(self, task_name: str, steps: int, seed: int, evals: int | None = None, **extra) -> dict:
         task = self.registry.task(task_name)
-        evals = int(evals or self.exp.get("evals", 4))
-        overrides = {
-            "backbone.preset": self.exp["preset"], "backbone.positions": self.exp.get("positions", "learned"), "seed": seed, "trainer.max_steps": steps,
-            "trainer.val_check_interval": max(1, steps // evals),
-            "run.checkpoint_every": steps, **self.exp.get("overrides", {}),
-            # the plugin's own settings for this profile, then the profile's for this task
-            **config_mod.transfer_overrides(task, self.exp.get("profile", "")),
-            **self.exp.get("task_overrides", {}).get(task_name, {}), **extra,
-        }
+        if self.threads:
+            extra = {"run.threads": self.threads, **extra}
+        overrides = run_overrides(self.exp, task, steps, seed, evals, **extra)
         cfg = config_mod.resolve(task, overrides=overrides, presets=self.registry.all_presets())
         cfg["optim"]["warmup_steps"] = min(int(cfg["optim"]["warmup_steps"]), max(1, steps // 10))
         return cfg
 
     def cell_config(self, cell: Cell, source_path: str | None = None, steps: int | None = None,
                     evals: int | None = None, **extra) -> dict:
-        extra = {"optim.lr": cell.lr, "run.root": str(self.out / "runs"), "run.name": cell.id, **extra}
+        extra = {"optim.lr": cell.lr, "run.root": str(self.out / "runs"), "run.name": cell.id, "init.freeze": cell.freeze,
+                 **({} if cell.size is None else {"data.train_limit": cell.size}), **extra}
         if cell.source != SCRATCH:
             extra["init.from"] = source_path or self.source_path(cell)
-            extra["init.freeze"] = cell.freeze
-        cfg = self.run_config(cell.target, steps or budget(self.exp, cell.target), cell.seed, evals, **extra)
+        cfg = self.run_config(cell.target, steps or cell.steps or budget(self.exp, cell.target), cell.seed, evals, **extra)
         if cell.source == SCRATCH and not cell.arch_is_preset:  # a weight source's architecture, from scratch
             spec = cell.arch[len("source:"):]
             cfg["backbone"] = {**cfg["backbone"], "preset": spec.partition(":")[0], **runs.load_source(spec, self.registry).backbone}
@@ -224,7 +219,7 @@ def _ray_source(exp: dict, out: str, src: SourceRun, threads: int) -> str:
 
     torch.set_num_threads(threads)
     quiet_lightning()
-    return Runner(exp, get_registry(), Path(out)).source(src)
+    return Runner(exp, get_registry(), Path(out), threads).source(src)
 
 
 def _ray_cell(exp: dict, out: str, cell: Cell, source_path: str | None, threads: int) -> str:
@@ -235,7 +230,7 @@ def _ray_cell(exp: dict, out: str, cell: Cell, source_path: str | None, threads:
 
     torch.set_num_threads(threads)
     quiet_lightning()
-    record = Runner(exp, get_registry(), Path(out)).cell(cell, source_path)
+    record = Runner(exp, get_registry(), Path(out), threads).cell(cell, source_path)
     write_cell(Path(out), cell, record)  # written by the worker: the driver may die, the cell stays
     return cell.id
 

@@ -2,9 +2,12 @@
 
 An experiment is a profile in configs/transfer/ (or a YAML file) plus command-line overrides.
 For every target task it makes one arm per (source, freeze mode) and a `scratch` arm per backbone
-architecture those arms use; every arm is trained for every learning rate and seed (a `Cell`).
-Task sources are pretrained once per (task, preset, budget, seed) (a `SourceRun`) and shared by
-every cell that starts from them.
+architecture those arms use (with ``random_controls``, also one per frozen mode: the same
+architecture from random init, frozen the same way, FPT's control); every arm is trained for every
+learning rate and seed (a `Cell`), and with ``train_sizes`` at every target training-set size
+(``data.train_limit``), scratch also at ``scratch_sizes``, each run ``size_steps`` long for its
+size. Task sources are pretrained once per (task, preset, budget, seed) (a `SourceRun`) and shared
+by every cell that starts from them.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from ..errors import SuiteError
 from ..freeze import FREEZE_MODES
 
 SCRATCH = "scratch"
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("auto", "local", "ray")
 MEASURES = ("gain", "effective-data", "auc")
 
 # Every key an experiment may set, with its default; a profile must set those in REQUIRED.
@@ -31,16 +34,21 @@ DEFAULTS = {
     "freeze": ["none"],
     "seeds": None,
     "lrs": None,
+    "lrs_by_freeze": {},      # freeze mode -> its own sweep (frozen arms, random controls included, want higher rates)
     "source_steps": None,
     "target_steps": None,     # fine-tuning budget of every arm, scratch included
     "steps_by_target": {},    # target -> its own budget instead of target_steps (every arm of it alike)
     "evals": 4,               # validation checks per target run: the points of each curve
+    "train_sizes": None,      # target training-set sizes (data.train_limit) for every arm; None: all the data
+    "scratch_sizes": [],      # more sizes for the scratch arms alone: scratch's score against data, to read effective data off
+    "size_steps": {},         # how a run's steps follow its size: {epochs: E, min: M}; budget = min(target budget, max(M, E * size / batch))
+    "random_controls": False, # a random-init arm of each source architecture in each frozen mode (FPT's control)
     "skip_self": True,        # no arm pretrains on its own target
     "overrides": {},          # settings for every run
     "task_overrides": {},     # settings for one task's runs, sources and targets alike
-    "reference": {},          # task -> the score of its default `suite train` run (raw metric), for the report
+    "reference": {},          # task -> its default `suite train` run's directory (read for the report; a number: typed in)
     "out": None,
-    "executor": "local",      # local | ray: where runs execute; does not change what a cell means
+    "executor": "auto",       # auto | local | ray: where runs execute; does not change what a cell means
     "resources": {"cpus": 1, "gpus": 0},  # per run, for --executor ray
     "ray_address": None,      # None: start a local Ray; "auto": join a running cluster
     "measure": "gain",        # what heatmap.png shows: gain | effective-data | auc
@@ -48,6 +56,7 @@ DEFAULTS = {
 }
 REQUIRED = ("preset", "sources", "targets", "seeds", "lrs", "source_steps", "target_steps")
 LIST_KEYS = ("sources", "targets", "freeze", "seeds", "lrs")
+SIZE_KEYS = ("train_sizes", "scratch_sizes")
 
 
 JOINT = "joint:"  # a source `joint:A+B+C`: one backbone pretrained on tasks A, B and C together (core/joint.py)
@@ -65,7 +74,8 @@ def pretrained_here(source: str, tasks) -> bool:
 
 @dataclass(frozen=True)
 class Cell:
-    """One target run: an arm (scratch, or a source under a freeze mode) at one lr and seed."""
+    """One target run: an arm (scratch, or a source under a freeze mode) at one lr and seed, on
+    ``size`` training samples of the target (None: all) for ``steps`` steps (None: the target's budget)."""
 
     target: str
     source: str  # SCRATCH, a task name or a weight source
@@ -73,11 +83,14 @@ class Cell:
     lr: float
     seed: int
     arch: str  # the backbone architecture this arm uses: the preset, or "source:NAME" for a weight source's own
+    size: int | None = None
+    steps: int | None = None
 
     @property
     def arm(self) -> str:
         if self.source == SCRATCH:
-            return SCRATCH if self.arch_is_preset else f"{SCRATCH} ({self.arch})"
+            arm = SCRATCH if self.arch_is_preset else f"{SCRATCH} ({self.arch})"
+            return arm if self.freeze == "none" else f"{arm}/{self.freeze}"  # a random control, frozen
         return f"{self.source}/{self.freeze}"
 
     @property
@@ -87,11 +100,22 @@ class Cell:
     @property
     def id(self) -> str:
         arm = self.arm.replace("/", "-").replace(" ", "").replace("(", "@").replace(")", "").replace(":", "-")
-        return f"{self.target}__{arm}__lr{self.lr:g}__s{self.seed}"
+        return f"{self.target}__{arm}__lr{self.lr:g}__s{self.seed}" + ("" if self.size is None else f"__n{self.size}")
+
+    @property
+    def panel(self) -> str:
+        """The table this run belongs to: its target, at its training-set size."""
+        return panel(self.target, self.size)
 
     @property
     def label(self) -> str:
-        return "scratch" if self.source == SCRATCH else f"fine-tune (freeze {self.freeze})"
+        if self.source == SCRATCH:
+            return "scratch" if self.freeze == "none" else f"random control (freeze {self.freeze})"
+        return f"fine-tune (freeze {self.freeze})"
+
+
+def panel(target: str, size: int | None) -> str:
+    return target if size is None else f"{target} (n={size})"
 
 
 @dataclass(frozen=True)
@@ -144,7 +168,9 @@ def load_experiment(profile: str | None, config_file: str | None, overrides: dic
     for key, value in overrides.items():
         if value is None:
             continue
-        if key.startswith("resources."):
+        if key == "reference":  # --reference adds to the profile's
+            exp["reference"] = {**(exp.get("reference") or {}), **value}
+        elif key.startswith("resources."):
             exp["resources"] = {**DEFAULTS["resources"], **(exp.get("resources") or {}), key.split(".", 1)[1]: value}
         else:
             exp[key] = value
@@ -173,6 +199,15 @@ def _number(key: str, value, kind, low=None):
     return number
 
 
+def _rates(key: str, values: list) -> list[float]:
+    rates = [_number(key, x, float) for x in values]
+    if not rates or any(lr <= 0 for lr in rates):
+        raise SuiteError(f"{key}: learning rates must be positive, not {rates}")
+    if len(set(rates)) != len(rates):
+        raise SuiteError(f"{key}: {rates} lists a value twice")
+    return rates
+
+
 def check(exp: dict, origin: str = "experiment") -> dict:
     """Normalise lists and numbers; one clear line for anything wrong."""
     for key in REQUIRED:
@@ -187,15 +222,29 @@ def check(exp: dict, origin: str = "experiment") -> dict:
     if exp["targets"] == "all":
         exp["targets"] = ["all"]
     exp["seeds"] = [_number("seeds", s, int) for s in exp["seeds"]]
-    exp["lrs"] = [_number("lrs", x, float) for x in exp["lrs"]]
-    if any(lr <= 0 for lr in exp["lrs"]):
-        raise SuiteError(f"lrs: learning rates must be positive, not {exp['lrs']}")
-    for key in ("seeds", "lrs"):
-        if len(set(exp[key])) != len(exp[key]):
-            raise SuiteError(f"{key}: {exp[key]} lists a value twice")
+    exp["lrs"] = _rates("lrs", exp["lrs"])
+    if len(set(exp["seeds"])) != len(exp["seeds"]):
+        raise SuiteError(f"seeds: {exp['seeds']} lists a value twice")
     for f in exp["freeze"]:
         if f not in FREEZE_MODES:
             raise SuiteError(f"freeze mode must be one of {', '.join(FREEZE_MODES)}, not {f!r}")
+    by_freeze = exp.get("lrs_by_freeze") or {}
+    if not isinstance(by_freeze, dict) or set(by_freeze) - set(FREEZE_MODES):
+        raise SuiteError(f"{origin}: lrs_by_freeze maps freeze modes ({', '.join(FREEZE_MODES)}) to learning rates")
+    exp["lrs_by_freeze"] = {f: _rates(f"lrs_by_freeze.{f}", _as_list(f"lrs_by_freeze.{f}", v)) for f, v in by_freeze.items()}
+    for key in SIZE_KEYS:
+        value = exp.get(key)
+        value = [] if value in (None, "", []) else _as_list(key, value)
+        exp[key] = sorted({_number(key, v, int, 1) for v in value})
+    if exp["scratch_sizes"] and not exp["train_sizes"]:
+        raise SuiteError(f"{origin}: scratch_sizes adds sizes to train_sizes; set train_sizes too")
+    steps = exp.get("size_steps") or {}
+    if not isinstance(steps, dict) or set(steps) - {"epochs", "min"}:
+        raise SuiteError(f"{origin}: size_steps is {{epochs: E, min: M}}: a run of n samples trains "
+                         "min(budget, max(M, E * n / batch_size)) steps")
+    exp["size_steps"] = {k: _number(f"size_steps.{k}", v, float if k == "epochs" else int, 0) for k, v in steps.items()}
+    if not isinstance(exp.get("random_controls"), bool):
+        raise SuiteError(f"random_controls: true or false, not {exp.get('random_controls')!r}")
     exp["source_steps"] = _number("source_steps", exp["source_steps"], int, 1)
     exp["target_steps"] = _number("target_steps", exp["target_steps"], int, 1)
     exp["evals"] = _number("evals", exp["evals"], int, 1)
@@ -224,6 +273,9 @@ def check(exp: dict, origin: str = "experiment") -> dict:
         if not isinstance(exp.get(key) or {}, dict):
             raise SuiteError(f"{origin}: {key} must be a mapping")
         exp[key] = exp.get(key) or {}
+    for task, value in exp["reference"].items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise SuiteError(f"{origin}: reference.{task} must be a run directory (or a number), not {value!r}")
     return exp
 
 
@@ -284,8 +336,52 @@ def expand(exp: dict, registry) -> dict:
     return {**exp, "targets": targets, "sources": sources, "left_out": left_out}
 
 
+def run_overrides(exp: dict, task, steps: int, seed: int, evals: int | None = None, **extra) -> dict:
+    """The dotted settings of one run of ``task`` in this experiment: the experiment's, the plugin's
+    for this profile, the profile's for this task, then ``extra``."""
+    evals = int(evals or exp.get("evals", 4))
+    return {
+        "backbone.preset": exp["preset"], "backbone.positions": exp.get("positions", "learned"), "seed": seed,
+        "trainer.max_steps": steps, "trainer.val_check_interval": max(1, steps // evals),
+        "run.checkpoint_every": steps, **exp.get("overrides", {}),
+        **config_mod.transfer_overrides(task, exp.get("profile", "")),
+        **exp.get("task_overrides", {}).get(task.name, {}), **extra,
+    }
+
+
+def executor_of(exp: dict) -> tuple[str, str]:
+    """(local or ray, why): ``auto`` is Ray when it is installed and the machine holds two runs or
+    more at ``resources.cpus`` each (or the runs ask for GPUs), else one run after another."""
+    import importlib.util
+    import os
+
+    if exp["executor"] != "auto":
+        return exp["executor"], "as asked"
+    if importlib.util.find_spec("ray") is None:
+        return "local", "auto: Ray is not installed"
+    res = exp["resources"]
+    slots = int((os.cpu_count() or 1) // max(res["cpus"], 1e-9))
+    if res["gpus"] > 0 or slots >= 2:
+        return "ray", f"auto: Ray, {slots} runs at once at {res['cpus']:g} CPU each" if not res["gpus"] else "auto: Ray, runs ask for GPUs"
+    return "local", f"auto: one run at a time fits {os.cpu_count()} cores"
+
+
+def lrs_of(exp: dict, freeze: str) -> list[float]:
+    return (exp.get("lrs_by_freeze") or {}).get(freeze) or exp["lrs"]
+
+
+def size_budget(exp: dict, target: str, size: int | None, batch_size: int) -> int | None:
+    """The steps of a run on ``size`` samples: ``size_steps`` epochs of them, at least its ``min``,
+    at most the target's budget; None (the budget) without a size or a rule."""
+    rule = exp.get("size_steps") or {}
+    if size is None or not rule.get("epochs"):
+        return None
+    steps = -(-float(rule["epochs"]) * size // max(1, batch_size))
+    return int(min(budget(exp, target), max(int(rule.get("min", 0)), exp.get("evals", 4), steps)))
+
+
 def plan(exp: dict, registry) -> list[Cell]:
-    """Every target run of an expanded experiment, target by target."""
+    """Every target run of an expanded experiment, target by target, size by size."""
     tasks = registry.all_tasks()
     cells = []
     for target in exp["targets"]:
@@ -298,12 +394,26 @@ def plan(exp: dict, registry) -> list[Cell]:
             if arch not in archs:
                 archs.append(arch)
             arms += [(source, f, arch) for f in exp["freeze"]]
-        arms = [(SCRATCH, "none", a) for a in archs] + arms
-        for source, freeze, arch in arms:
-            for lr in exp["lrs"]:
-                for seed in exp["seeds"]:
-                    cells.append(Cell(target, source, freeze, lr, seed, arch))
+        controls = [(SCRATCH, f, a) for a in archs[1:] for f in exp["freeze"] if f != "none"] \
+            if exp.get("random_controls") else []
+        arms = [(SCRATCH, "none", a) for a in archs] + controls + arms
+        sizes = exp.get("train_sizes") or [None]
+        batch = batch_size(exp, registry, target) if exp.get("train_sizes") and exp.get("size_steps") else 1
+        for size in sorted({*sizes, *(exp.get("scratch_sizes") or [])}, key=lambda n: (n is None, n)):
+            steps = size_budget(exp, target, size, batch)
+            for source, freeze, arch in arms:
+                if size not in sizes and not (source == SCRATCH and freeze == "none"):
+                    continue  # scratch_sizes: scratch's own curve against data
+                for lr in lrs_of(exp, freeze):
+                    for seed in exp["seeds"]:
+                        cells.append(Cell(target, source, freeze, lr, seed, arch, size, steps))
     return cells
+
+
+def batch_size(exp: dict, registry, target: str) -> int:
+    task = registry.task(target)
+    cfg = config_mod.resolve(task, overrides=run_overrides(exp, task, 1, 0), presets=registry.all_presets())
+    return int(cfg["data"]["batch_size"])
 
 
 def source_runs(exp: dict, cells: list[Cell], registry) -> list[SourceRun]:
@@ -319,7 +429,9 @@ def budget(exp: dict, target: str) -> int:
 
 
 def steps_of(exp: dict, run) -> int:
-    return run.steps * len(run.tasks) if isinstance(run, SourceRun) else budget(exp, run.target)
+    if isinstance(run, SourceRun):
+        return run.steps * len(run.tasks)
+    return run.steps or budget(exp, run.target)
 
 
 def counts(exp: dict, runs: list) -> dict[str, dict]:

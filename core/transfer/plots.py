@@ -1,5 +1,6 @@
-"""The two figures of a transfer report: heatmap.png (sources x targets, one measure) and
-curves.png (validation curves at each arm's best learning rate)."""
+"""The figures of a transfer report: heatmap.png (sources x targets, one measure), curves.png
+(validation curves at each arm's best learning rate) and, with a target-data axis,
+transfer-scaling.png (effective data transferred against fine-tuning data, log-log)."""
 from __future__ import annotations
 
 import math
@@ -100,6 +101,50 @@ def plot_curves(results: list[dict], summary: dict, path: Path) -> None:
     for ax in list(axes.flat)[len(targets):]:
         ax.axis("off")
     fig.suptitle("Validation score against steps, mean over seeds at each arm's best lr (higher is better)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def plot_scaling(scaling: dict, path: Path) -> None:
+    """One log-log panel per target: D_T against D_F, a line per fine-tuned arm, its fitted law
+    dashed. A lower bound (scratch never got there) is an upward triangle at the bound, an upper
+    bound a downward one; points with D_T <= 0 (no transfer, or negative) sit on the panel's floor
+    as crosses."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    targets = list(scaling)
+    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.6), squeeze=False)
+    for ax, target in zip(axes[0], targets):
+        laws = scaling[target]["arms"]
+        positive = [p["transferred"] for law in laws.values() for p in law["points"] if p["transferred"] > 0]
+        floor = min(positive) / 3 if positive else 1.0
+        for i, (arm, law) in enumerate(laws.items()):
+            colour = plt.get_cmap("tab10")(i % 10)
+            pts = law["points"]
+            xs = [p["size"] for p in pts]
+            ys = [p["transferred"] if p["transferred"] > 0 else floor for p in pts]
+            ax.plot(xs, ys, color=colour, alpha=0.5)
+            for x, y, p in zip(xs, ys, pts):
+                marker = "x" if p["transferred"] <= 0 else {">": "^", "<=": "v"}.get(p["censored"], "o")
+                ax.plot([x], [y], marker=marker, color=colour, markersize=7, linestyle="none")
+            ax.plot([], [], marker="o", color=colour, label=arm + ("" if math.isnan(law["k"]) else
+                                                                   f": k={law['k']:.3g}, alpha={law['alpha']:.2f}"))
+            if not math.isnan(law["k"]):
+                grid = np.geomspace(min(xs), max(xs), 20)
+                ax.plot(grid, law["k"] * grid ** law["alpha"], color=colour, linestyle="--")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{target} ({scaling[target]['metric']})", fontsize=10)
+        ax.set_xlabel("fine-tuning data D_F (target samples)")
+        ax.set_ylabel("effective data transferred D_T")
+        ax.legend(fontsize=6)
+    fig.suptitle("Effective data transferred (Hernandez et al. 2021); ^ lower bound, v upper bound, x no transfer (D_T <= 0)",
+                 fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)

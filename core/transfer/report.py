@@ -2,14 +2,16 @@
 per target with every measure), heatmap.png and curves.png. It reads only the summary and the cells."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 from .. import runs
-from .measures import fmt_effective
+from .measures import fmt_effective, fmt_transferred
 from .plan import SCRATCH
-from .plots import MEASURE_TITLES, plot_curves, plot_heatmap
+from .plots import MEASURE_TITLES, plot_curves, plot_heatmap, plot_scaling
 from .stats import ALPHA
+from .summary import reference_score
 
 
 def fmt(x, digits: int = 4) -> str:
@@ -31,7 +33,9 @@ def header(exp: dict) -> list[str]:
         f"Backbone preset `{exp['preset']}`; every arm: {exp['target_steps']} steps on the target"
         + "".join(f" ({t}: {n})" for t, n in (exp.get("steps_by_target") or {}).items()) + " with "
         f"{exp.get('evals', 4)} validation checks, seeds {', '.join(map(str, exp['seeds']))}, learning-rate sweep "
-        f"{', '.join(f'{lr:g}' for lr in exp['lrs'])}; task sources pretrained for {exp['source_steps']} steps.{left_out}",
+        f"{', '.join(f'{lr:g}' for lr in exp['lrs'])}"
+        + "".join(f" ({f}: {', '.join(f'{lr:g}' for lr in v)})" for f, v in (exp.get("lrs_by_freeze") or {}).items())
+        + f"; task sources pretrained for {exp['source_steps']} steps.{left_out}" + sizes_line(exp),
         "",
         "**Higher is better everywhere**: metrics where lower is better (bits per byte) are negated.",
         "",
@@ -54,49 +58,136 @@ def header(exp: dict) -> list[str]:
         "the budget, read off the scratch arm's mean validation curve (interpolated). *first*: at the "
         "fine-tuned arm's first check (its head start); *end*: at its final score. `>`: scratch never gets "
         "there within the budget (a lower bound); `<=`: scratch was there by its first check (an upper bound).",
+        "- **vs control**: a frozen arm minus the same architecture from random init frozen the same way "
+        "(FPT's control), ± its 95% Welch interval; ✓ when distinguishable after Holm (its own family).",
         "",
     ]
+
+
+def sizes_line(exp: dict) -> str:
+    if not exp.get("train_sizes"):
+        return ""
+    rule = exp.get("size_steps") or {}
+    steps = (f"{rule['epochs']:g} epochs of the samples, at least {rule.get('min', 0)} steps and at most the budget"
+             if rule.get("epochs") else "the budget")
+    more = f"; scratch also at {', '.join(map(str, exp['scratch_sizes']))}" if exp.get("scratch_sizes") else ""
+    return (f" Target training-set sizes (`data.train_limit`): {', '.join(map(str, exp['train_sizes']))}{more}; "
+            f"a run on n samples trains for {steps}.")
 
 
 def target_table(target: str, rows: dict) -> list[str]:
     first = next(iter(rows.values()))
     name = first["metric"] if first["higher_is_better"] else f"-{first['metric']}"
     lines = [f"## {target} ({name})", "",
-             "| arm | best lr | test (last) | best val @ step | gain | p (Holm) | AUC | AUC gain | eff. data first | eff. data end |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| arm | best lr | test (last) | best val @ step | gain | p (Holm) | vs control | AUC | AUC gain | eff. data first | eff. data end |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in sorted(rows.values(), key=lambda r: (r["source"] != SCRATCH, -r["mean"])):
         lr = f"{row['best_lr']:g}" + (" ⚠" if row["lr_at_edge"] else "")
         test = f"{fmt(row['mean'])} ± {fmt(row['ci95'])}"
         peak = f"{fmt(row['val_best'])} @ {row['val_best_step']:.0f}" if not math.isnan(row["val_best"]) else "n/a"
         auc = fmt(row["auc_mean"])
         if row["source"] == SCRATCH:
-            lines.append(f"| {row['arm']} | {lr} | {test} | {peak} | — | — | {auc} | — | — | — |")
+            if row["freeze"] != "none":  # a random control: its gain over full training from scratch
+                lines.append(f"| {row['arm']} | {lr} | {test} | {peak} | {row['gain']:+.4f} ± {fmt(row['gain_ci95'])} | — | — "
+                             f"| {auc} | — | — | — |")
+            else:
+                lines.append(f"| {row['arm']} | {lr} | {test} | {peak} | — | — | — | {auc} | — | — | — |")
             continue
         gain = f"{row['gain']:+.4f} ± {fmt(row['gain_ci95'])}"
         p = fmt_p(row["gain_p_holm"]) + (" ✓" if row["distinguishable"] else "")
         auc_gain = f"{row['auc_gain']:+.4f}" + (" ✓" if row["auc_distinguishable"] else "")
-        lines.append(f"| {row['arm']} | {lr} | {test} | {peak} | {gain} | {p} | {auc} | {auc_gain} | "
+        control = "—" if "control" not in row else (f"{row['control_gain']:+.4f} ± {fmt(row['control_gain_ci95'])}"
+                                                    + (" ✓" if row.get("control_distinguishable") else ""))
+        lines.append(f"| {row['arm']} | {lr} | {test} | {peak} | {gain} | {p} | {control} | {auc} | {auc_gain} | "
                      f"{fmt_effective(row['effective_data'])} | {fmt_effective(row['effective_data_end'])} |")
     lines.append("")
     for row in rows.values():
+        if row.get("reference_from") and row.get("of_reference") is None:
+            lines += [f"No share of the default `suite train --task {row['target']}` run for {row['arm']}: "
+                      f"{row['reference_from']}.", ""]
         if row.get("of_reference") is not None:
-            lines += [f"Scratch reaches {row['of_reference']:.0%} of the default `suite train --task {target}` run's "
-                      f"test {row['metric']} ({row['reference']:g}).", ""]
+            lines += [f"Scratch reaches {row['of_reference']:.0%} of the default `suite train --task {row['target']}` run's "
+                      f"test {row['metric']} ({row['reference']:g}, {row['reference_from']}).", ""]
     return lines
 
 
-def write_report(exp: dict, results: list[dict], summary: dict, out: Path) -> None:
-    runs.write_json(out / "results.json", {"experiment": exp, "summary": summary, "runs": results})
+def scaling_section(scaling: dict) -> list[str]:
+    """The target-data axis: effective data in target samples, its share and the fitted law."""
+    if not scaling:
+        return []
+    lines = ["## Effective data along the target-data axis", "",
+             "Hernandez et al. 2021: a fine-tuned arm trained on D_F target samples scores y (test score of its "
+             "best-validation checkpoint, mean over seeds at its best lr); **D_E** is the number of samples scratch of "
+             "the same architecture needs for y, read off scratch's score against data (its running best, "
+             "interpolated linearly in log D between its sizes); **D_T = D_E - D_F** is the effective data "
+             "transferred, **share** = D_T / D_E the part of the effective data that pretraining gave. `>`: scratch "
+             "never scores y at its largest size (D_T is a lower bound); `<=`: scratch scores y at its smallest "
+             "size already (an upper bound). The law D_T = k * D_F^alpha is fitted in log-log over the sizes with "
+             "an uncensored, positive D_T; its 95% intervals come from a bootstrap over seeds "
+             "(transfer-scaling.png plots it).", ""]
+    for target, t in scaling.items():
+        name = t["metric"] if t["higher_is_better"] else f"-{t['metric']}"
+        lines += [f"### {target} ({name})", ""]
+        for arch, pts in t["scratch"].items():
+            lines.append(f"Scratch ({arch}) against data: " + ", ".join(f"n={d:g}: {fmt(v)}" for d, v in pts) + ".")
+        lines += ["", "| arm | D_F | score | D_E (scratch) | D_T | share | law D_T = k D_F^alpha |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for arm, law in t["arms"].items():
+            fit = law_text(law)
+            for i, p in enumerate(law["points"]):
+                d_e = {">": "> ", "<=": "<= "}.get(p["censored"], "") + f"{p['scratch_size']:,.0f}"
+                share = "n/a" if p["censored"] or math.isnan(p["share"]) else f"{p['share']:.0%}"
+                lines.append(f"| {arm} | {p['size']:,.0f} | {fmt(p['score'])} | {d_e} | {fmt_transferred(p)} | {share} | "
+                             f"{fit if i == 0 else ''} |")
+        lines.append("")
+    return lines
+
+
+def law_text(law: dict) -> str:
+    if math.isnan(law["k"]):
+        return f"not fitted: {law['fit_points']} size(s) with an uncensored positive D_T (two needed)"
+    ci = ""
+    if law.get("used"):
+        ci = (f" (95%: k {law['k_ci'][0]:.3g} to {law['k_ci'][1]:.3g}, alpha {law['alpha_ci'][0]:.2f} to "
+              f"{law['alpha_ci'][1]:.2f}; {law['used']} of {law['resamples']} resamples fitted)")
+    return f"k = {law['k']:.3g}, alpha = {law['alpha']:.2f}{ci}"
+
+
+def sources_section(exp: dict, out: Path) -> list[str]:
+    """How good each task source is: its test score against its task's default run, where given."""
+    rows = []
+    for path in sorted(Path(out).glob("sources/*/*/metrics.json")):
+        try:
+            m = json.loads(path.read_text())
+            task, score = m.get("task") or path.parent.parent.name, float(m["splits"]["test"][m["primary"]])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        ref, origin = reference_score((exp.get("reference") or {}).get(task))
+        share = "n/a" if ref is None else f"{(score / ref if m['higher_is_better'] else ref / score):.0%}"
+        rows.append(f"| {path.parent.name} | {m['primary']} | {fmt(score)} | {share} | {origin if ref is None else f'{fmt(ref)} ({origin})'} |")
+    if not rows:
+        return []
+    return ["## Sources", "", "How far each task source is from its task's default `suite train` run (the reference): "
+            "a source far below it speaks of early pretraining only.", "",
+            "| source run | metric | test | share of reference | reference |", "| --- | --- | --- | --- | --- |", *rows, ""]
+
+
+def write_report(exp: dict, results: list[dict], summary: dict, out: Path, scaling: dict | None = None) -> None:
+    runs.write_json(out / "results.json", {"experiment": exp, "summary": summary, "scaling": scaling or {}, "runs": results})
     lines = header(exp)
     edge = [f"{t} {a}" for t, rows in summary.items() for a, r in rows.items() if r["lr_at_edge"]]
     if edge:
         lines += [f"⚠ {len(edge)} of {sum(len(r) for r in summary.values())} arms chose a learning rate at the edge "
                   f"of the sweep: {', '.join(edge)}.", ""]
+    lines += sources_section(exp, out)
     for target, rows in summary.items():
         lines += target_table(target, rows)
+    lines += scaling_section(scaling or {})
     measure = exp.get("measure") or "gain"
     lines += [f"heatmap.png shows {MEASURE_TITLES[measure]} (`--measure gain|effective-data|auc` chooses); "
               "curves.png the validation curves at each arm's best lr.", ""]
     (out / "report.md").write_text("\n".join(lines))
     plot_heatmap(exp, summary, out / "heatmap.png", measure)
     plot_curves(results, summary, out / "curves.png")
+    if scaling:
+        plot_scaling(scaling, out / "transfer-scaling.png")

@@ -8,14 +8,21 @@ check (what a best-validation checkpoint scores on validation, optimistic becaus
 same split), and ``test_best`` its test score when the runs record it. Each non-scratch arm is
 compared with the scratch arm of its own architecture: final-score gain (Welch), AUC gain
 (Welch on per-seed AUC) and effective data transferred. Holm's correction runs over all the
-matrix's final-score gains, and separately over its AUC gains.
+matrix's final-score gains, and separately over its AUC gains. A frozen arm is also compared with
+its random control where the plan has one (``random_controls``: the same architecture from random
+init, frozen the same way; FPT's control), a third Holm family.
+
+With a target-data axis (``train_sizes``) every (target, size) is a table of its own, its key
+``"vision (n=100)"``; ``scaling.py`` reads effective data off those tables.
 """
 from __future__ import annotations
 
+import json
 import statistics
+from pathlib import Path
 
 from . import measures, stats
-from .plan import SCRATCH, budget
+from .plan import SCRATCH, budget, panel
 
 
 def _mean(xs):
@@ -28,19 +35,28 @@ def summarize(results: list[dict], exp: dict | None = None) -> dict:
     summary: dict = {}
     by_target: dict = {}
     for r in results:
-        by_target.setdefault(r["target"], {}).setdefault(r["arm"], []).append(r)
-    for target, arms in by_target.items():
+        by_target.setdefault(panel(r["target"], r.get("size")), {}).setdefault(r["arm"], []).append(r)
+    for key, arms in by_target.items():
         rows = {arm: arm_row(rs, exp) for arm, rs in arms.items()}
+        target = next(iter(rows.values()))["target"]
         for row in rows.values():
-            base = next(r for r in rows.values() if r["source"] == SCRATCH and r["arch"] == row["arch"])
+            base = next(r for r in rows.values() if r["source"] == SCRATCH and r["arch"] == row["arch"] and r["freeze"] == "none")
             compare(row, base, exp)
-        ref = (exp.get("reference") or {}).get(target)
+            control = next((r for r in rows.values() if r["source"] == SCRATCH and r["arch"] == row["arch"]
+                            and r["freeze"] == row["freeze"] != "none" and r is not row), None)
+            if control is not None:  # FPT's control: the same architecture from random init, frozen the same way
+                c = stats.welch_test(row["test"], control["test"])
+                row.update(control=control["arm"], control_gain=c["diff"], control_gain_ci95=c["ci"], control_gain_p=c["p"])
+        given = (exp.get("reference") or {}).get(target)
+        ref, origin = reference_score(given)
         for row in rows.values():
-            if ref and row["source"] == SCRATCH:
+            if given is not None and ref is None and row["source"] == SCRATCH and row["freeze"] == "none":
+                row["reference_from"] = origin  # given, but not a finished run: the report says so
+            if ref and row["source"] == SCRATCH and row["freeze"] == "none":
                 raw = row["raw_mean"]
                 row["of_reference"] = raw / ref if row["higher_is_better"] else ref / raw
-                row["reference"] = ref
-        summary[target] = rows
+                row["reference"], row["reference_from"] = ref, origin
+        summary[key] = rows
     correct(summary)
     return summary
 
@@ -59,15 +75,17 @@ def arm_row(rs: list[dict], exp: dict) -> dict:
     test_best = [r["test_best"] for r in best if "test_best" in r]
     return {
         "arm": best[0]["arm"], "source": best[0]["source"], "freeze": best[0]["freeze"], "arch": best[0]["arch"],
+        "target": best[0]["target"], "size": best[0].get("size"), "steps": best[0].get("steps"),
         "best_lr": best_lr, "lrs": lrs, "lr_at_edge": len(lrs) < 2 or best_lr in (lrs[0], lrs[-1]),
         "seeds": [r["seed"] for r in best], "test": tests, "mean": mean, "ci95": ci,
         "raw_mean": _mean([r["raw_test"] for r in best]),
         "val_by_lr": {str(lr): statistics.fmean(r["val"] for r in v) for lr, v in sorted(by_lr.items())},
         "val_best": _mean([v for _, v in peaks]), "val_best_step": _mean([s for s, _ in peaks]),
         "test_best": _mean(test_best) if len(test_best) == len(best) else None,
+        "test_best_seeds": test_best if len(test_best) == len(best) else None,
         "auc": aucs, "auc_mean": _mean(aucs),
         "curve": measures.mean_curve([r["curve"] for r in best]),
-        "budget": budget(exp, best[0]["target"]) if exp.get("target_steps") else
+        "budget": best[0].get("steps") or budget(exp, best[0]["target"]) if exp.get("target_steps") else
         int(max((s for r in best for s, _ in r["curve"]), default=1)),
         "metric": best[0]["metric"], "higher_is_better": best[0]["higher_is_better"],
     }
@@ -87,12 +105,31 @@ def compare(row: dict, base: dict, exp: dict) -> None:
 
 
 def correct(summary: dict) -> None:
-    """Holm across the matrix: one family for final-score gains, one for AUC gains."""
+    """Holm across the matrix: one family for final-score gains, one for AUC gains, one for gains
+    over the random controls."""
     arms = [(t, a) for t, rows in summary.items() for a, row in rows.items() if row["source"] != SCRATCH]
-    for key, flag in (("gain_p", "distinguishable"), ("auc_gain_p", "auc_distinguishable")):
-        adjusted = stats.holm({ta: summary[ta[0]][ta[1]][key] for ta in arms})
+    for key, flag in (("gain_p", "distinguishable"), ("auc_gain_p", "auc_distinguishable"),
+                      ("control_gain_p", "control_distinguishable")):
+        adjusted = stats.holm({ta: summary[ta[0]][ta[1]][key] for ta in arms if key in summary[ta[0]][ta[1]]})
         for t, rows in summary.items():
             for a, row in rows.items():
                 p = adjusted.get((t, a), float("nan"))
                 row[key + "_holm"] = p
                 row[flag] = bool(p < stats.ALPHA)
+
+
+def reference_score(value) -> tuple[float | None, str]:
+    """A task's reference is its default ``suite train`` run, measured: the run's directory (or its
+    metrics.json), read when the report is made. A number is taken as given and called typed in.
+    Returns (its raw test score or None, where it came from)."""
+    if value is None:
+        return None, "no reference run given (`reference: {TASK: RUN_DIR}` or `--reference TASK=RUN_DIR`)"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value), "a typed-in figure"
+    path = Path(str(value))
+    metrics = path / "metrics.json" if path.is_dir() else path
+    try:
+        m = json.loads(metrics.read_text())
+        return float(m["splits"]["test"][m["primary"]]), f"the run {path}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, f"{path} is not a finished run (no metrics.json with a test score): no reference"

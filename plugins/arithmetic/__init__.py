@@ -156,6 +156,8 @@ def scale_of(significances: int, spread: int, rng: random.Random | None = None) 
 class TrainStream(suite.Stream):
     """Training problems, ``epoch_size`` to an epoch, skipping every held-out one."""
 
+    indexed = False  # a problem is drawn from the batch's generator, whatever its place
+
     def __init__(self, tokenizer, data: dict, seed: int):
         super().__init__(seed)
         self.tokenizer, self.data = tokenizer, data

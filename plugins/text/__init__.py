@@ -106,6 +106,8 @@ class RandomWindows(suite.Stream):
     """Windows of T + 1 tokens at random offsets of the training stream (nanoGPT's get_batch);
     an epoch is as many windows as the stream holds end to end."""
 
+    indexed = False  # a window's offset is drawn from the batch's generator
+
     def __init__(self, ids, costs, T: int, seed: int):
         super().__init__(seed)
         self.ids, self.costs, self.T = ids, costs, T
