@@ -120,7 +120,7 @@ def test_a_plugin_declares_typed_settings_with_help(capsys):
         assert "data: strings to echo" in out and "strings generated (type: int, default: 20)" in out
         code, out, err = suite_main(capsys, "train", "--task", "typed-echo", "--data.alphabet", "ab", "--print-config")
         assert code == 0, err
-        assert yaml.safe_load(out)["data"] == {"batch_size": 16, "eval_batch_size": 256, "num_workers": 0,
+        assert yaml.safe_load(out)["data"] == {"batch_size": 16, "eval_batch_size": 256, "num_workers": 0, "train_limit": None,
                                                "size": 20, "alphabet": "ab"}  # a plain dict, as tasks read it
         code, _, err = suite_main(capsys, "train", "--task", "typed-echo", "--data.size", "many", "--print-config")
         assert code == 2 and err.strip() == "suite: error: data.size: 'many' is not an integer"

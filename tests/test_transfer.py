@@ -295,3 +295,26 @@ def test_references_are_read_from_measured_runs(finished, installed):
     assert f"| palindrome-tiny-6steps-s0 | {m['primary']} | {score:.4f} | 100% | {score:.4f} (the run {source}) |" in rows
     assert f"{out / 'nowhere'} is not a finished run" in report  # arithmetic's scratch arm: no reference, and why
     assert "0 to go" in proc.stdout  # nothing retrained: references only change the report
+
+
+def test_the_default_executor_uses_ray_when_the_machine_holds_two_runs(monkeypatch):
+    import importlib.util
+
+    from suite.registry import get_registry
+
+    exp = transfer.load_experiment("quick", None, {})
+    assert exp["executor"] == "auto"
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert transfer.executor_of(exp)[0] == ("ray" if importlib.util.find_spec("ray") else "local")
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert transfer.executor_of(exp) == ("local", "auto: one run at a time fits 1 cores")
+    with monkeypatch.context() as m:
+        m.setattr(importlib.util, "find_spec", lambda name: None)
+        assert transfer.executor_of(exp) == ("local", "auto: Ray is not installed")
+    assert transfer.executor_of({**exp, "executor": "local"}) == ("local", "as asked")
+    # a Ray run takes as many torch threads as it has CPUs, not run.threads "auto" (which counts idle cores
+    # and gave two runs sharing two cores two threads each)
+    runner = transfer.Runner(exp, get_registry(), Path("out"), threads=1)
+    cell = transfer.Cell("vision", "scratch", "none", 1e-3, 0, "tiny")
+    assert runner.cell_config(cell)["run"]["threads"] == 1
+    assert transfer.Runner(exp, get_registry(), Path("out")).cell_config(cell)["run"]["threads"] in (None, "auto")

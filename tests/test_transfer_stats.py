@@ -180,3 +180,13 @@ def test_a_reference_is_a_run_directory_read_when_the_report_is_made(tmp_path):
     cells = [_cell("scratch", 1e-3, seed, 0.4, [[10, 0.3], [20, 0.4]]) for seed in range(2)]
     row = transfer.summarize(cells, {"lrs": [1e-3], "target_steps": 20, "reference": {"t": str(run)}})["t"]["scratch"]
     assert row["of_reference"] == pytest.approx(0.5) and row["reference_from"] == f"the run {run}"
+
+
+def test_an_arm_is_flagged_at_the_edge_of_its_own_sweep():
+    """A frozen arm sweeps lrs_by_freeze: its best rate is at the edge of that sweep, not of `lrs`."""
+    cells = [_sized("scratch", 100, s, 0.5, lr=lr) for s in range(2) for lr in (1e-4, 3e-4, 1e-3)]
+    cells += [{**_sized("m", 100, s, 0.5 + (lr > 2e-3) * 0.1, freeze="fpt", lr=lr), "val": 0.5 + (lr > 2e-3) * 0.1}
+              for s in range(2) for lr in (1e-3, 3e-3)]
+    exp = {"lrs": [1e-4, 3e-4, 1e-3], "lrs_by_freeze": {"fpt": [1e-3, 3e-3]}, "target_steps": 20}
+    row = transfer.summarize(cells, exp)["t (n=100)"]["m/fpt"]
+    assert row["best_lr"] == 3e-3 and row["lrs"] == [1e-3, 3e-3] and row["lr_at_edge"]

@@ -30,7 +30,9 @@ from .execute import DATA_CACHE, Runner, cell_path, source_done, write_atomic
 from .plan import SCRATCH, Cell, SourceRun, counts, executor_of, steps_of
 
 # Costs of the tiny preset on 2 CPU cores, for a guess of how long calibrating a (task, architecture)
-# never measured takes: scaled by the backbone's weights per layer times layers against tiny's.
+# never measured takes: scaled by the square root of the backbone's weights against tiny's (a CPU step
+# of a small model is mostly overhead: MiniLM's architecture, 200 times tiny's weights, measured about
+# 13 times a tiny step at batch 32 on one thread).
 NOMINAL = {"step": 0.05, "check": 0.2, "overhead": 1.0, "data": 5.0}
 NOMINAL_SIZE = 2 * 64 * (4 * 64 + 2 * 256)
 NOT_INCLUDED = ("generating a data set that is not cached yet (e.g. chess positions labelled by Stockfish) "
@@ -171,7 +173,7 @@ def guess_calibration(stored: dict, arch: str, cfg: dict, steps: int) -> float:
     if like:
         return like[len(like) // 2]
     b = cfg["backbone"]
-    scale = max(1.0, int(b["n_layers"]) * int(b["d_model"]) * (4 * int(b["d_model"]) + 2 * int(b["d_ff"])) / NOMINAL_SIZE)
+    scale = max(1.0, int(b["n_layers"]) * int(b["d_model"]) * (4 * int(b["d_model"]) + 2 * int(b["d_ff"])) / NOMINAL_SIZE) ** 0.5
     return calibration_seconds({k: v if k == "data" else v * scale for k, v in NOMINAL.items()}, steps)
 
 

@@ -39,7 +39,7 @@ DEFAULTS = {
     "target_steps": None,     # fine-tuning budget of every arm, scratch included
     "steps_by_target": {},    # target -> its own budget instead of target_steps (every arm of it alike)
     "evals": 4,               # validation checks per target run: the points of each curve
-    "train_sizes": None,      # target training-set sizes (data.train_limit) for every arm; None: all the data
+    "train_sizes": None,      # target training-set sizes (data.train_limit) for every arm, or {target: sizes}; None: all the data
     "scratch_sizes": [],      # more sizes for the scratch arms alone: scratch's score against data, to read effective data off
     "size_steps": {},         # how a run's steps follow its size: {epochs: E, min: M}; budget = min(target budget, max(M, E * size / batch))
     "random_controls": False, # a random-init arm of each source architecture in each frozen mode (FPT's control)
@@ -199,6 +199,17 @@ def _number(key: str, value, kind, low=None):
     return number
 
 
+def _sizes(key: str, value) -> list[int]:
+    value = [] if value in (None, "", []) else _as_list(key, value)
+    return sorted({_number(key, v, int, 1) for v in value})
+
+
+def sizes_of(exp: dict, key: str, target: str) -> list[int]:
+    """``train_sizes`` or ``scratch_sizes`` of one target."""
+    value = exp.get(key) or []
+    return list(value.get(target) or []) if isinstance(value, dict) else list(value)
+
+
 def _rates(key: str, values: list) -> list[float]:
     rates = [_number(key, x, float) for x in values]
     if not rates or any(lr <= 0 for lr in rates):
@@ -232,10 +243,12 @@ def check(exp: dict, origin: str = "experiment") -> dict:
     if not isinstance(by_freeze, dict) or set(by_freeze) - set(FREEZE_MODES):
         raise SuiteError(f"{origin}: lrs_by_freeze maps freeze modes ({', '.join(FREEZE_MODES)}) to learning rates")
     exp["lrs_by_freeze"] = {f: _rates(f"lrs_by_freeze.{f}", _as_list(f"lrs_by_freeze.{f}", v)) for f, v in by_freeze.items()}
-    for key in SIZE_KEYS:
+    for key in SIZE_KEYS:  # a list for every target, or {target: list} (a target not named: all its data)
         value = exp.get(key)
-        value = [] if value in (None, "", []) else _as_list(key, value)
-        exp[key] = sorted({_number(key, v, int, 1) for v in value})
+        if isinstance(value, dict):
+            exp[key] = {t: _sizes(f"{key}.{t}", v) for t, v in value.items()}
+        else:
+            exp[key] = _sizes(key, value)
     if exp["scratch_sizes"] and not exp["train_sizes"]:
         raise SuiteError(f"{origin}: scratch_sizes adds sizes to train_sizes; set train_sizes too")
     steps = exp.get("size_steps") or {}
@@ -319,9 +332,10 @@ def expand(exp: dict, registry) -> dict:
         sources = [s for s in exp["sources"] if s != SCRATCH]
     for t in targets:
         registry.task(t)
-    for t in exp.get("steps_by_target") or {}:
-        if t not in targets:
-            raise SuiteError(f"steps_by_target: {t!r} is not a target of this experiment ({', '.join(targets)})")
+    for key in ("steps_by_target", *SIZE_KEYS):
+        for t in exp.get(key) if isinstance(exp.get(key), dict) else ():
+            if t not in targets:
+                raise SuiteError(f"{key}: {t!r} is not a target of this experiment ({', '.join(targets)})")
     for s in sources:
         members = joint_tasks(s)
         if members is not None:
@@ -397,9 +411,10 @@ def plan(exp: dict, registry) -> list[Cell]:
         controls = [(SCRATCH, f, a) for a in archs[1:] for f in exp["freeze"] if f != "none"] \
             if exp.get("random_controls") else []
         arms = [(SCRATCH, "none", a) for a in archs] + controls + arms
-        sizes = exp.get("train_sizes") or [None]
-        batch = batch_size(exp, registry, target) if exp.get("train_sizes") and exp.get("size_steps") else 1
-        for size in sorted({*sizes, *(exp.get("scratch_sizes") or [])}, key=lambda n: (n is None, n)):
+        sizes = sizes_of(exp, "train_sizes", target) or [None]
+        batch = batch_size(exp, registry, target) if sizes != [None] and exp.get("size_steps") else 1
+        more = sizes_of(exp, "scratch_sizes", target) if sizes != [None] else []
+        for size in sorted({*sizes, *more}, key=lambda n: (n is None, n)):
             steps = size_budget(exp, target, size, batch)
             for source, freeze, arch in arms:
                 if size not in sizes and not (source == SCRATCH and freeze == "none"):

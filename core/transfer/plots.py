@@ -108,9 +108,9 @@ def plot_curves(results: list[dict], summary: dict, path: Path) -> None:
 
 def plot_scaling(scaling: dict, path: Path) -> None:
     """One log-log panel per target: D_T against D_F, a line per fine-tuned arm, its fitted law
-    dashed. A lower bound (scratch never got there) is an upward triangle at the bound, an upper
-    bound a downward one; points with D_T <= 0 (no transfer, or negative) sit on the panel's floor
-    as crosses."""
+    dashed. A lower bound (scratch never got there) is an upward triangle at the bound (on the
+    panel's floor when the bound is 0 or less), an upper bound a downward one; other points with
+    D_T <= 0 (no transfer, or negative) sit on the floor as crosses."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,7 +118,7 @@ def plot_scaling(scaling: dict, path: Path) -> None:
     import numpy as np
 
     targets = list(scaling)
-    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(targets), figsize=(max(6.0, 4.2 * len(targets)), 3.8), squeeze=False)
     for ax, target in zip(axes[0], targets):
         laws = scaling[target]["arms"]
         positive = [p["transferred"] for law in laws.values() for p in law["points"] if p["transferred"] > 0]
@@ -130,7 +130,7 @@ def plot_scaling(scaling: dict, path: Path) -> None:
             ys = [p["transferred"] if p["transferred"] > 0 else floor for p in pts]
             ax.plot(xs, ys, color=colour, alpha=0.5)
             for x, y, p in zip(xs, ys, pts):
-                marker = "x" if p["transferred"] <= 0 else {">": "^", "<=": "v"}.get(p["censored"], "o")
+                marker = {">": "^", "<=": "v"}.get(p["censored"], "o") if p["transferred"] > 0 or p["censored"] == ">" else "x"
                 ax.plot([x], [y], marker=marker, color=colour, markersize=7, linestyle="none")
             ax.plot([], [], marker="o", color=colour, label=arm + ("" if math.isnan(law["k"]) else
                                                                    f": k={law['k']:.3g}, alpha={law['alpha']:.2f}"))
@@ -143,7 +143,8 @@ def plot_scaling(scaling: dict, path: Path) -> None:
         ax.set_xlabel("fine-tuning data D_F (target samples)")
         ax.set_ylabel("effective data transferred D_T")
         ax.legend(fontsize=6)
-    fig.suptitle("Effective data transferred (Hernandez et al. 2021); ^ lower bound, v upper bound, x no transfer (D_T <= 0)",
+    fig.suptitle("Effective data transferred (Hernandez et al. 2021), D_T = D_E - D_F\n"
+                 "^ lower bound (scratch never got there), v upper bound, x no transfer (D_T <= 0); dashed: the fitted law",
                  fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=130)

@@ -70,8 +70,13 @@ def sizes_line(exp: dict) -> str:
     rule = exp.get("size_steps") or {}
     steps = (f"{rule['epochs']:g} epochs of the samples, at least {rule.get('min', 0)} steps and at most the budget"
              if rule.get("epochs") else "the budget")
-    more = f"; scratch also at {', '.join(map(str, exp['scratch_sizes']))}" if exp.get("scratch_sizes") else ""
-    return (f" Target training-set sizes (`data.train_limit`): {', '.join(map(str, exp['train_sizes']))}{more}; "
+    def listed(value) -> str:
+        if isinstance(value, dict):
+            return "; ".join(f"{t}: {', '.join(map(str, v))}" for t, v in value.items())
+        return ", ".join(map(str, value))
+
+    more = f"; scratch also at {listed(exp['scratch_sizes'])}" if exp.get("scratch_sizes") else ""
+    return (f" Target training-set sizes (`data.train_limit`): {listed(exp['train_sizes'])}{more}; "
             f"a run on n samples trains for {steps}.")
 
 
@@ -136,7 +141,7 @@ def scaling_section(scaling: dict) -> list[str]:
             fit = law_text(law)
             for i, p in enumerate(law["points"]):
                 d_e = {">": "> ", "<=": "<= "}.get(p["censored"], "") + f"{p['scratch_size']:,.0f}"
-                share = "n/a" if p["censored"] or math.isnan(p["share"]) else f"{p['share']:.0%}"
+                share = "n/a" if p["censored"] or math.isnan(p["share"]) or p["transferred"] <= 0 else f"{p['share']:.0%}"
                 lines.append(f"| {arm} | {p['size']:,.0f} | {fmt(p['score'])} | {d_e} | {fmt_transferred(p)} | {share} | "
                              f"{fit if i == 0 else ''} |")
         lines.append("")

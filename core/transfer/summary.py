@@ -22,7 +22,7 @@ import statistics
 from pathlib import Path
 
 from . import measures, stats
-from .plan import SCRATCH, budget, panel
+from .plan import SCRATCH, budget, lrs_of, panel
 
 
 def _mean(xs):
@@ -67,7 +67,7 @@ def arm_row(rs: list[dict], exp: dict) -> dict:
         by_lr.setdefault(r["lr"], []).append(r)
     best_lr = max(by_lr, key=lambda lr: statistics.fmean(r["val"] for r in by_lr[lr]))
     best = sorted(by_lr[best_lr], key=lambda r: r["seed"])
-    lrs = sorted(exp.get("lrs") or by_lr)
+    lrs = sorted(lrs_of(exp, best[0]["freeze"]) if exp.get("lrs") else by_lr)  # the arm's own sweep
     tests = [r["test"] for r in best]
     mean, ci = stats.mean_ci(tests)
     peaks = [measures.best_val(r["curve"]) for r in best]
