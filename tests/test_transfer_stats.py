@@ -26,9 +26,10 @@ def test_student_and_welch_intervals_come_from_scipy():
     low, high = ref.confidence_interval(0.95)
     assert (w["diff"] - w["ci"], w["diff"] + w["ci"]) == (pytest.approx(low), pytest.approx(high))
     assert transfer.welch(a, b) == (pytest.approx(w["diff"]), pytest.approx(w["ci"]))
-    # no spread: a difference is exact, no difference is none
-    assert transfer.welch_test([1.0, 1.0], [0.0, 0.0])["p"] == 0.0
-    assert transfer.welch_test([1.0, 1.0], [1.0, 1.0])["p"] == 1.0
+    # no spread: Welch's test is undefined, so there is no p-value and no interval (not "exact")
+    for a, b in (([1.0, 1.0], [0.0, 0.0]), ([1.0, 1.0], [1.0, 1.0])):
+        w = transfer.welch_test(a, b)
+        assert math.isnan(w["p"]) and math.isnan(w["ci"]) and w["no_spread"] and w["diff"] == a[0] - b[0]
     assert math.isnan(transfer.welch_test([1.0], [0.0, 1.0])["p"])
 
 
@@ -190,3 +191,17 @@ def test_an_arm_is_flagged_at_the_edge_of_its_own_sweep():
     exp = {"lrs": [1e-4, 3e-4, 1e-3], "lrs_by_freeze": {"fpt": [1e-3, 3e-3]}, "target_steps": 20}
     row = transfer.summarize(cells, exp)["t (n=100)"]["m/fpt"]
     assert row["best_lr"] == 3e-3 and row["lrs"] == [1e-3, 3e-3] and row["lr_at_edge"]
+
+
+def test_identical_seeds_are_not_distinguishable_and_nan_never_wins_a_sweep():
+    """Three identical seeds at 0.98 against three at 1.00 have no spread: no p-value, not
+    distinguishable. A learning rate whose runs score NaN on validation is never the best, even first."""
+    cells = [_cell("scratch", 1e-3, s, 0.98, [[10, 0.98]]) for s in range(3)]
+    cells += [_cell("a", 1e-3, s, 1.0, [[10, 1.0]]) for s in range(3)]
+    nan = float("nan")
+    cells += [{**_cell("b", 1e-4, s, nan, [[10, nan]]), "val": nan} for s in range(3)]
+    cells += [_cell("b", 1e-3, s, 0.9 + s / 100, [[10, 0.9]]) for s in range(3)]
+    s = transfer.summarize(cells, {"lrs": [1e-4, 1e-3], "target_steps": 10})["t"]
+    assert math.isnan(s["a/none"]["gain_p"]) and not s["a/none"]["distinguishable"]
+    assert s["a/none"]["gain"] == pytest.approx(0.02)
+    assert s["b/none"]["best_lr"] == 1e-3 and s["b/none"]["mean"] == pytest.approx(0.91) and s["b/none"]["nan_runs"] == 3

@@ -180,6 +180,9 @@ def sources_section(exp: dict, out: Path) -> list[str]:
 def write_report(exp: dict, results: list[dict], summary: dict, out: Path, scaling: dict | None = None) -> None:
     runs.write_json(out / "results.json", {"experiment": exp, "summary": summary, "scaling": scaling or {}, "runs": results})
     lines = header(exp)
+    nan = [f"{t} {a} ({r['nan_runs']})" for t, rows in summary.items() for a, r in rows.items() if r.get("nan_runs")]
+    if nan:
+        lines += [f"⚠ Arms with runs whose validation or test score is NaN (never chosen as the best rate): {', '.join(nan)}.", ""]
     edge = [f"{t} {a}" for t, rows in summary.items() for a, r in rows.items() if r["lr_at_edge"]]
     if edge:
         lines += [f"⚠ {len(edge)} of {sum(len(r) for r in summary.values())} arms chose a learning rate at the edge "

@@ -39,8 +39,8 @@ def welch_test(a: list[float], b: list[float], confidence: float = 0.95) -> dict
     if len(a) < 2 or len(b) < 2:
         return out
     va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    if va + vb == 0:  # no spread at all: any difference is exact
-        return {**out, "p": 0.0 if d != 0 else 1.0, "ci": 0.0, "df": float(len(a) + len(b) - 2)}
+    if not va + vb > 0:  # no spread at all (or NaN scores): Welch's test is undefined, so no p-value
+        return {**out, "no_spread": va + vb == 0}
     res = stats.ttest_ind(a, b, equal_var=False)
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
     return {"diff": d, "t": float(res.statistic), "df": df, "p": float(res.pvalue),

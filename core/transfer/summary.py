@@ -65,7 +65,7 @@ def arm_row(rs: list[dict], exp: dict) -> dict:
     by_lr: dict = {}
     for r in rs:
         by_lr.setdefault(r["lr"], []).append(r)
-    best_lr = max(by_lr, key=lambda lr: statistics.fmean(r["val"] for r in by_lr[lr]))
+    best_lr = max(by_lr, key=lambda lr: nan_low(statistics.fmean(r["val"] for r in by_lr[lr])))  # NaN never wins
     best = sorted(by_lr[best_lr], key=lambda r: r["seed"])
     lrs = sorted(lrs_of(exp, best[0]["freeze"]) if exp.get("lrs") else by_lr)  # the arm's own sweep
     tests = [r["test"] for r in best]
@@ -88,7 +88,12 @@ def arm_row(rs: list[dict], exp: dict) -> dict:
         "budget": best[0].get("steps") or budget(exp, best[0]["target"]) if exp.get("target_steps") else
         int(max((s for r in best for s, _ in r["curve"]), default=1)),
         "metric": best[0]["metric"], "higher_is_better": best[0]["higher_is_better"],
+        "nan_runs": sum(1 for r in rs if r["val"] != r["val"] or r["test"] != r["test"]),
     }
+
+
+def nan_low(x: float) -> float:
+    return float("-inf") if x != x else x
 
 
 def compare(row: dict, base: dict, exp: dict) -> None:
