@@ -202,7 +202,7 @@ class Backbone(nn.Module):
                 raise ValueError(f"position {int(positions.max())} is beyond the backbone's max_len {self.cfg.max_len}")
         rope = None
         if kind == "learned":
-            x = x + self.pos_emb[positions]
+            x = x + F.embedding(positions, self.pos_emb)  # not pos_emb[positions]: its backward adds in a thread-dependent order on CPU
         elif kind == "rotary":
             rope = rotary_angles(positions, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base)
         if self.cfg.embed_norm:

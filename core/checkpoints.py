@@ -2,16 +2,19 @@
 
 ``checkpoints/last.ckpt`` is what ``suite train --resume`` continues from. Lightning writes it
 (weights, optimizer, scheduler, loop progress, the training stream's position from
-``StreamLoader.state_dict``); ``SuiteModule.on_save_checkpoint`` adds the validation history
-and every RNG state.
+``StreamLoader.state_dict``); ``SuiteModule.on_save_checkpoint`` adds the validation history,
+every RNG state and the number of CPU threads: float32 sums come out in a different order with
+another count, so a resumed run keeps the count of the run it continues (``continued_threads``).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+import torch
 from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from .runs import atomic
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -19,11 +22,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     the previous checkpoint whole."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)
+        with atomic(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
 
 
 class ResumeCheckpoint(Checkpoint):
@@ -63,8 +63,23 @@ class ResumeCheckpoint(Checkpoint):
             self._save(trainer)
 
 
-def best_checkpoint(dirpath: Path, primary: str, higher_is_better: bool) -> ModelCheckpoint:
-    """``dirpath/best.ckpt``: the weights at the validation check with the best primary metric."""
+def best_checkpoint(dirpath: Path, primary: str, higher_is_better: bool, weights_only: bool = True) -> ModelCheckpoint:
+    """``dirpath/best.ckpt``: the weights at the validation check with the best primary metric.
+    ``weights_only=False`` lets callbacks put their weights in it: a moving average's, the weights
+    that validation scored."""
     return ModelCheckpoint(dirpath=dirpath, filename="best", monitor=f"val/{primary}", mode="max" if higher_is_better else "min",
-                           save_top_k=1, save_weights_only=True, save_last=False, auto_insert_metric_name=False,
+                           save_top_k=1, save_weights_only=weights_only, save_last=False, auto_insert_metric_name=False,
                            enable_version_counter=False)
+
+
+def continued_threads(cfg: dict, resume: Path | None) -> dict:
+    """``cfg`` with ``run.threads`` set to the count saved in the checkpoint of the run it resumes,
+    when the count is automatic (``--threads`` given on the command line wins)."""
+    ckpt = Path(resume) / "checkpoints" / "last.ckpt" if resume is not None else None
+    if ckpt is None or cfg["run"].get("threads") not in (None, "auto", 0) or not ckpt.is_file():
+        return cfg
+    try:
+        saved = torch.load(ckpt, map_location="cpu", mmap=True, weights_only=False).get("suite", {}).get("threads")
+    except Exception:  # an unreadable checkpoint is reported where the run loads it
+        return cfg
+    return {**cfg, "run": {**cfg["run"], "threads": saved}} if saved else cfg

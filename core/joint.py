@@ -26,6 +26,7 @@ from . import config as config_mod
 from . import machine, runs
 from .backbone import Backbone, BackboneConfig
 from .cache import prepare
+from .checkpoints import continued_threads
 from .data import SuiteDataModule
 from .errors import SuiteError
 from .module import SuiteModule, TrainedModule
@@ -330,10 +331,9 @@ def current(cfg: dict, tasks: dict) -> dict:
 
 def tokenizer_of(run_dir: Path, task, states: dict | None = None):
     states = runs.read_tokenizer_state(run_dir) if states is None else states
-    try:
-        return task.load_tokenizer(states[task.name])
-    except (KeyError, ValueError, TypeError) as e:
-        raise SuiteError(f"{run_dir}: cannot rebuild the {task.name} tokenizer from its saved state: {e}") from None
+    if task.name not in states:
+        raise SuiteError(f"{runs.tokenizer_path(run_dir)}: no state of the {task.name} tokenizer; {runs.DAMAGED}")
+    return runs.rebuild_tokenizer(task, states[task.name], run_dir)
 
 
 def member_weights(run_dir: Path, name: str) -> dict[str, dict]:
@@ -408,7 +408,7 @@ def train(tasks: dict, cfg: dict, registry, *, resume: Path | None = None, progr
     from . import train as single
 
     single.quiet_lightning()
-    settings = machine.configure(cfg)
+    settings = machine.configure(continued_threads(cfg, resume))
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     for n, task in tasks.items():
         prepare(task, task_config(cfg, n))

@@ -43,7 +43,7 @@ class TrainedModule(pl.LightningModule):
 
     # -- checkpoints: what Lightning does not keep by itself ---------------------------------
     def on_save_checkpoint(self, checkpoint):
-        checkpoint["suite"] = {"history": self.history, "rng": rng_state()}
+        checkpoint["suite"] = {"history": self.history, "rng": rng_state(), "threads": torch.get_num_threads()}
 
     def on_load_checkpoint(self, checkpoint):
         saved = checkpoint.get("suite", {})

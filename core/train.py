@@ -14,18 +14,19 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import EMAWeightAveraging, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks import EMAWeightAveraging, ModelCheckpoint
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from . import config as config_mod
 from . import joint, machine, runs
 from .cache import prepare
 from .backbone import BackboneConfig
-from .checkpoints import AtomicCheckpointIO, ResumeCheckpoint, best_checkpoint
+from .checkpoints import AtomicCheckpointIO, ResumeCheckpoint, best_checkpoint, continued_threads
 from .data import SuiteDataModule
 from .loggers import make_loggers
 from .errors import SuiteError
 from .module import NonFiniteLoss, SuiteModule
+from .progress import progress_bar
 from .task import Pretrained
 
 
@@ -60,7 +61,15 @@ def say(*args) -> None:
 class MovingAverage(EMAWeightAveraging):
     """Lightning's EMAWeightAveraging from step ``update_starting_at_step`` on. Before its first update
     the average is still the untrained model, so until then validation and the end of a run use the
-    weights as they are (a run shorter than the start keeps its own weights)."""
+    weights as they are (a run shorter than the start keeps its own weights).
+
+    The average is part of the resumable state (Lightning's ``averaging_state``). The run's final
+    checkpoint keeps the trained weights beside the average it ends with, so a finished run
+    continued with more steps goes on from its own weights, not from the average."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._trained: dict | None = None  # the weights as trained, once on_train_end put the average in their place
 
     def on_validation_epoch_start(self, trainer, pl_module):
         if self._latest_update_step > 0:
@@ -72,7 +81,19 @@ class MovingAverage(EMAWeightAveraging):
 
     def on_train_end(self, trainer, pl_module):
         if self._latest_update_step > 0:
+            self._trained = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
             super().on_train_end(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        if self._latest_update_step == 0:  # no average yet: its first update copies the weights
+            return
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+        if self._trained is not None and "current_model_state" in checkpoint:
+            checkpoint["current_model_state"] = self._trained
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint):
+        if "averaging_state" in checkpoint:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
 
 def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extra_callbacks=(), objective=None) -> pl.Trainer:
@@ -85,13 +106,15 @@ def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extr
             hint = difflib.get_close_matches(key, list(accepted), n=1)
             raise SuiteError(f"unknown setting --trainer.{key}" + (f"; did you mean --trainer.{hint[0]}?" if hint else ""))
     callbacks = list(extra_callbacks)
-    if cfg.get("optim", {}).get("ema_decay"):
+    ema = bool(cfg.get("optim", {}).get("ema_decay"))
+    if ema:
         callbacks.append(MovingAverage(decay=float(cfg["optim"]["ema_decay"]), update_starting_at_step=int(cfg["optim"].get("ema_from") or 0)))
     if progress:  # TQDM redrawn every 10 steps: Lightning's default Rich bar cost 5-8% of a tiny model's step (bench/)
-        callbacks.append(TQDMProgressBar(refresh_rate=10))
+        callbacks.append(progress_bar(refresh_rate=10))  # plain lines when stdout is not a terminal (progress.py)
     if run_dir is not None:
         if objective is not None:
-            callbacks.append(best_checkpoint(run_dir / "checkpoints", objective.primary, objective.higher_is_better))
+            callbacks.append(best_checkpoint(run_dir / "checkpoints", objective.primary, objective.higher_is_better,
+                                             weights_only=not ema))
         callbacks.append(ResumeCheckpoint(run_dir / "checkpoints", int(cfg["run"]["checkpoint_every"])))
     return pl.Trainer(
         **t,
@@ -177,7 +200,7 @@ def evaluate_best(module: SuiteModule, dm: SuiteDataModule, cfg: dict, trainer: 
     best = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
     if best is None or not best.best_model_path or not Path(best.best_model_path).is_file():
         return None
-    state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
+    state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)  # this run's own file
     if state["global_step"] == trainer.global_step:
         return {"step": trainer.global_step, "splits": last}
     module.load_state_dict(state["state_dict"])
@@ -213,7 +236,7 @@ def cleaned_up_on_failure(run_dir: Path, fresh: bool):
             if fresh and not (run_dir / "checkpoints" / "last.ckpt").is_file():
                 shutil.rmtree(run_dir, ignore_errors=True)
             else:
-                (run_dir / "error.txt").write_text(f"{type(e).__name__}: {e}\n")
+                runs.write_text(run_dir / "error.txt", f"{type(e).__name__}: {e}\n")
         raise
 
 
@@ -246,8 +269,8 @@ def resumed(run_dir: Path, module, cfg: dict) -> tuple[Path, dict | None]:
         raise SuiteError(f"{run_dir}: no checkpoints/last.ckpt to resume from")
     module.cfg = cfg
     module.freeze_backbone(cfg["init"].get("freeze") or "none")
-    done = run_dir / "metrics.json"
-    return ckpt, json.loads(done.read_text()).get("init") if done.is_file() else None
+    done = runs.read_metrics(run_dir, missing_ok=True)
+    return ckpt, done.get("init") if done else None
 
 
 def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bool = True,
@@ -260,7 +283,7 @@ def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bo
     one set of datasets.
     """
     quiet_lightning()
-    settings = machine.configure(cfg)
+    settings = machine.configure(continued_threads(cfg, resume))
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     prepare(task, cfg)  # downloads and caches, once, before anything reads them
     if resume is not None:

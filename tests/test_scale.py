@@ -1,10 +1,8 @@
-"""Runs that scale out and resume exactly: DDP on CPU, the LR schedule, kill -9 and resume,
-atomic checkpoints, non-finite losses, threads and matmul precision, data prepared once."""
+"""Runs that scale out: DDP on CPU, the LR schedule, atomic checkpoints (kill -9 and resume for
+every task: test_resume.py), non-finite losses, threads and matmul precision, data prepared once."""
 import json
 import math
 import multiprocessing
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +20,7 @@ from suite.checkpoints import AtomicCheckpointIO
 from suite.data import SuiteDataModule
 from suite.module import SuiteModule
 
-from conftest import SUITE, TINY, metrics, run_dir_from, run_suite, suite_main
+from conftest import TINY, metrics, run_dir_from, run_suite, suite_main
 
 HELPERS = Path(__file__).parent / "helpers"
 
@@ -78,36 +76,7 @@ def test_the_schedule_spans_the_optimizer_steps_the_trainer_will_take(trainer_cf
     assert all(a >= b for a, b in zip(lrs.lrs[3:], lrs.lrs[4:]))
 
 
-# -- kill -9 and resume ----------------------------------------------------------------------------
-VISION = ["train", "--task", "vision", *TINY, "--backbone.dropout", 0.1, "--trainer.max_steps", 160,
-          "--trainer.val_check_interval", 40, "--run.checkpoint_every", 20, "--data.batch_size", 32]
-
-
-def test_a_run_killed_mid_training_resumes_to_the_same_weights_and_metrics(tmp_path):
-    whole = run_dir_from(run_suite(*VISION, "--run.root", tmp_path, "--run.name", "whole").stdout)
-    killed = tmp_path / "vision" / "killed"
-    proc = subprocess.Popen([SUITE, *map(str, VISION), "--run.root", tmp_path, "--run.name", "killed"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = killed / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 120
-    while not ckpt.is_file() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "metrics.json").exists(), "the run finished before it could be killed"
-    step = torch.load(ckpt, weights_only=False)["global_step"]
-    assert 0 < step < 160
-    run_suite("train", "--resume", killed, "--no-progress")
-    a, b = metrics(whole), metrics(killed)
-    assert b["step"] == 160 and [h["step"] for h in b["history"]] == [40, 80, 120, 160]
-    for split in a["splits"]:
-        for k, v in a["splits"][split].items():
-            assert b["splits"][split][k] == pytest.approx(v, abs=1e-6), (split, k)
-    for part in ("backbone", "adapter", "head"):
-        wa, wb = load_file(whole / "weights" / f"{part}.safetensors"), load_file(killed / "weights" / f"{part}.safetensors")
-        assert all(torch.allclose(wa[k], wb[k], atol=1e-6, rtol=0) for k in wa), part
-
-
+# -- checkpoints (kill -9 and resume for every task: test_resume.py) ------------------------------
 def test_a_checkpoint_save_that_dies_midway_leaves_the_previous_one(tmp_path, monkeypatch):
     path = tmp_path / "last.ckpt"
     io = AtomicCheckpointIO()
