@@ -50,6 +50,8 @@ def cmd_train(args, extra) -> int:
         overrides["run.logger"] = args.logger
     names = [n.strip() for n in (args.task or "").split(",") if n.strip()]
     saved = runs.read_config(Path(args.resume)) if args.resume else None
+    if args.resume:
+        runs.read_metrics(Path(args.resume), missing_ok=True)  # a damaged one: one line now, not a traceback after setup
     if len(names) > 1 or (saved and joint.is_joint(saved)):
         return train_joint(args, extra, names, saved, overrides, registry)
     if args.mix is not None:

@@ -37,16 +37,23 @@ def configs_dir():
     return resources.files("suite.configs")
 
 
-def load_yaml(path) -> dict:
+def load_yaml(path, hint: str = "") -> dict:
+    """The mapping in a YAML file; one line naming the file otherwise, ending with ``hint`` (what
+    to do) where given: a run directory's config.yaml is damaged, a user's file mistyped."""
+    end = f"; {hint}" if hint else ""
     try:
         text = Path(path).read_text() if not hasattr(path, "read_text") else path.read_text()
         data = yaml.safe_load(text) or {}
     except FileNotFoundError:
-        raise SuiteError(f"{path}: config file not found") from None
+        raise SuiteError(f"{path}: config file not found{end}") from None
+    except UnicodeDecodeError:
+        raise SuiteError(f"{path}: not valid YAML (binary garbage, not text){end}") from None
     except yaml.YAMLError as e:
-        raise SuiteError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None) or str(e).splitlines()[0]
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise SuiteError(f"{path}: not valid YAML ({problem}{where}){end}") from None
     if not isinstance(data, dict):
-        raise SuiteError(f"{path}: a config file must hold a mapping at the top level")
+        raise SuiteError(f"{path}: a config file must hold a mapping at the top level{end}")
     return data
 
 

@@ -49,6 +49,7 @@ def export(run_dir: Path, fmt: str, out: Path, registry) -> list[str]:
 
 # -- Hugging Face-style directory -------------------------------------------------------------------
 def export_hf(run_dir: Path, task, cfg: dict, tokenizer, module, out: Path) -> list[str]:
+    metrics = runs.read_metrics(run_dir, missing_ok=True)  # read before anything is written: a damaged one stops here
     b = cfg["backbone"]
     config = {
         "model_type": "suite", "architectures": ["SuiteModule"], "task": task.name, "domain": task.domain,
@@ -56,18 +57,17 @@ def export_hf(run_dir: Path, task, cfg: dict, tokenizer, module, out: Path) -> l
         "intermediate_size": b["d_ff"], "max_position_embeddings": b["max_len"],
         "suite": cfg,
     }
-    (out / runs.EXPORT_CONFIG).write_text(json.dumps(config, indent=2, default=str) + "\n")
+    runs.write_text(out / runs.EXPORT_CONFIG, json.dumps(config, indent=2, default=str) + "\n")
     state = {f"{part}.{k}": v.detach().cpu().contiguous()
              for part in runs.PARTS for k, v in getattr(module, part).state_dict().items()}
-    save_file(state, str(out / runs.EXPORT_WEIGHTS), metadata={"format": "pt", "task": task.name})
+    with runs.atomic(out / runs.EXPORT_WEIGHTS) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "task": task.name})
     runs.write_json(out / runs.EXPORT_TOKENIZER, tokenizer.state())
     written = [runs.EXPORT_CONFIG, runs.EXPORT_WEIGHTS, runs.EXPORT_TOKENIZER]
-    metrics = None
-    if (Path(run_dir) / "metrics.json").is_file():
+    if metrics is not None:
         shutil.copyfile(Path(run_dir) / "metrics.json", out / "metrics.json")
-        metrics = json.loads((out / "metrics.json").read_text())
         written.append("metrics.json")
-    (out / "README.md").write_text(model_card(task, cfg, metrics, n_params=sum(v.numel() for v in state.values())))
+    runs.write_text(out / "README.md", model_card(task, cfg, metrics, n_params=sum(v.numel() for v in state.values())))
     return written + ["README.md"]
 
 

@@ -10,11 +10,17 @@ A run directory holds (DESIGN.md invariant 4):
 An export (`suite export RUN --format hf`: config.json, model.safetensors, suite_tokenizer.json)
 loads wherever a run directory does: eval, predict, --init-from.
 Weights from elsewhere are read with safetensors only, never unpickled.
+
+Every file is written whole or not at all (``atomic``: a temporary name, then ``os.replace``).
+A file read back that is truncated, corrupt or of another version is one ``SuiteError`` naming
+the file, what is wrong and what to do (``read_json``, ``read_config``, ``read_weights``).
 """
 from __future__ import annotations
 
 import json
+import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -41,12 +47,33 @@ def new_run_dir(cfg: dict) -> Path:
     return path
 
 
-def write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
+# -- writing: a file is whole or absent -------------------------------------------------------------
+@contextmanager
+def atomic(path):
+    """``with atomic(path) as tmp:`` write ``tmp``; when the block ends it is renamed over ``path``
+    (``os.replace``), and removed if the block raises: a process killed while writing leaves the
+    previous file, or none, never part of one. The temporary name is hidden and per process."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: Path, data, indent: int = 2) -> None:
+    write_text(path, json.dumps(data, indent=indent) + "\n")
 
 
 def save_run_files(run_dir: Path, cfg: dict, tokenizer) -> None:
-    (run_dir / "config.yaml").write_text(config_mod.dump(cfg))
+    write_text(run_dir / "config.yaml", config_mod.dump(cfg))
     write_json(run_dir / "tokenizer.json", tokenizer.state())
 
 
@@ -56,16 +83,60 @@ def save_weights(module, run_dir: Path, parts=PARTS, folder: str = "weights") ->
     out.mkdir(parents=True, exist_ok=True)
     for part in parts:
         state = {k: v.detach().cpu().contiguous() for k, v in getattr(module, part).state_dict().items()}
-        save_file(state, str(out / f"{part}.safetensors"))
+        with atomic(out / f"{part}.safetensors") as tmp:
+            save_file(state, str(tmp))
+
+
+# -- reading: one line naming the file for anything wrong ------------------------------------------
+DAMAGED = "the run directory is damaged: restore the file, or train the run again"
+
+
+def read_json(path: Path, hint: str = DAMAGED, keys=()) -> dict:
+    """The JSON object in ``path``, which must hold ``keys``; a ``SuiteError`` that names the file,
+    says what is wrong with it and ends with ``hint`` (what to do) otherwise."""
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise SuiteError(f"{path}: missing; {hint}") from None
+    except UnicodeDecodeError:
+        raise SuiteError(f"{path}: not valid JSON (binary garbage, not text); {hint}") from None
+    except json.JSONDecodeError as e:
+        raise SuiteError(f"{path}: not valid JSON (truncated or corrupt at line {e.lineno} column {e.colno}); {hint}") from None
+    except OSError as e:
+        raise SuiteError(f"{path}: unreadable ({e.strerror or e}); {hint}") from None
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: holds a JSON {type(data).__name__}, not an object (damaged, or not a file of suite's); {hint}")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise SuiteError(f"{path}: no {missing[0]!r} (incomplete, or written by another version of suite); {hint}")
+    return data
+
+
+METRICS_KEYS = ("step", "primary", "higher_is_better", "splits")  # what every finished run's metrics.json holds
+
+
+def read_metrics(run_dir: Path, missing_ok: bool = False) -> dict | None:
+    """A finished run's metrics.json (None if there is none and ``missing_ok``). Resuming the run
+    writes it again, so that is what a damaged one asks for."""
+    path = Path(run_dir) / "metrics.json"
+    if missing_ok and not path.is_file():
+        return None
+    hint = ("export the run again" if is_export(run_dir) else
+            f"delete it and run `suite train --resume {run_dir}`, which writes it again")
+    return read_json(path, hint, METRICS_KEYS)
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    run_dir = path.parent.parent if path.parent.name == "weights" else path.parent
+    hint = (f"`suite train --resume {run_dir}` writes the weights again from its last checkpoint"
+            if (run_dir / "checkpoints" / "last.ckpt").is_file() else "export the run again" if is_export(run_dir) else DAMAGED)
     try:
         return load_file(str(path))
     except FileNotFoundError:
         raise SuiteError(f"{path}: weights file not found (did the run finish? `suite train --resume` completes it)") from None
     except (SafetensorError, OSError, ValueError) as e:
-        raise SuiteError(f"{path}: not a readable safetensors file: {e}") from None
+        raise SuiteError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]}); {hint}") from None
 
 
 def load_part(module, part: str, state: dict[str, torch.Tensor], origin: str) -> None:
@@ -86,16 +157,39 @@ def read_config(run_dir: Path) -> dict:
     """The resolved config of a run directory or of an export of one."""
     run_dir = Path(run_dir)
     if is_export(run_dir):
-        try:
-            cfg = json.loads((run_dir / EXPORT_CONFIG).read_text())["suite"]
-        except (ValueError, KeyError, TypeError):
-            raise SuiteError(f"{run_dir}/{EXPORT_CONFIG}: not a suite export (no `suite` section)") from None
+        path = run_dir / EXPORT_CONFIG
+        cfg = read_json(path, "not a suite export (`suite export RUN --format hf` writes one), or a damaged one", ("suite",))["suite"]
     elif not (run_dir / "config.yaml").is_file():
         raise SuiteError(f"{run_dir}: not a run directory (no config.yaml)")
     else:
-        cfg = config_mod.load_yaml(run_dir / "config.yaml")
+        path = run_dir / "config.yaml"
+        cfg = config_mod.load_yaml(path, hint=DAMAGED)
+    check_config(cfg, path)
     # settings added since the run was made take their defaults (run directories keep loading)
     return config_mod.complete(cfg, str(run_dir))
+
+
+def check_config(cfg, path: Path) -> None:
+    """What every saved config has, whatever its version: the task (a joint run: its tasks, each
+    with its section) and mappings for the sections. ``task`` is written last: a truncated file lacks it."""
+    if not isinstance(cfg, dict):
+        raise SuiteError(f"{path}: the saved config is not a mapping; {DAMAGED}")
+    if not isinstance(cfg.get("task"), str):
+        raise SuiteError(f"{path}: no `task` (truncated, or not a run's config); {DAMAGED}")
+    for name in ("backbone", "data", "model", "optim", "trainer", "init", "run", "joint", "tasks"):
+        if name in cfg and not isinstance(cfg[name], dict):
+            raise SuiteError(f"{path}: `{name}` is {cfg[name]!r}, not a mapping; {DAMAGED}")
+    if "joint" in cfg:
+        names = cfg["joint"].get("tasks")
+        sections = cfg.get("tasks") or {}
+        if not isinstance(names, list) or not names or any(n not in sections for n in names):
+            raise SuiteError(f"{path}: a joint run's config without the section of each of its tasks "
+                             f"(truncated, or written by another version of suite); {DAMAGED}")
+
+
+def weights_path(run_dir: Path, part: str) -> Path:
+    """The file that holds a part's weights: weights/<part>.safetensors, or an export's model.safetensors."""
+    return Path(run_dir) / (EXPORT_WEIGHTS if is_export(run_dir) else f"weights/{part}.safetensors")
 
 
 def read_parts(run_dir: Path, parts=PARTS) -> dict[str, dict[str, torch.Tensor]]:
@@ -104,15 +198,27 @@ def read_parts(run_dir: Path, parts=PARTS) -> dict[str, dict[str, torch.Tensor]]
     if is_export(run_dir):
         state = read_weights(run_dir / EXPORT_WEIGHTS)
         return {part: {k[len(part) + 1:]: v for k, v in state.items() if k.startswith(part + ".")} for part in parts}
-    return {part: read_weights(run_dir / "weights" / f"{part}.safetensors") for part in parts}
+    return {part: read_weights(weights_path(run_dir, part)) for part in parts}
+
+
+def tokenizer_path(run_dir: Path) -> Path:
+    return Path(run_dir) / (EXPORT_TOKENIZER if is_export(run_dir) else "tokenizer.json")
 
 
 def read_tokenizer_state(run_dir: Path) -> dict:
-    name = EXPORT_TOKENIZER if is_export(run_dir) else "tokenizer.json"
+    path = tokenizer_path(run_dir)
+    if not path.is_file():
+        raise SuiteError(f"{run_dir}: {path.name} is missing")
+    return read_json(path)
+
+
+def rebuild_tokenizer(task, state, run_dir: Path):
+    """``task.load_tokenizer(state)``; a state it cannot take (another version's, a damaged one) is one line naming the file."""
     try:
-        return json.loads((Path(run_dir) / name).read_text())
-    except FileNotFoundError:
-        raise SuiteError(f"{run_dir}: {name} is missing") from None
+        return task.load_tokenizer(state)
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        raise SuiteError(f"{tokenizer_path(run_dir)}: not a state the {task.name} tokenizer takes ({e}): damaged, or "
+                         "written by another version of suite; restore the file, or train the run again") from None
 
 
 def load_run(run_dir, registry, *, weights: bool = True, task: str | None = None):
@@ -132,14 +238,11 @@ def load_run(run_dir, registry, *, weights: bool = True, task: str | None = None
         raise SuiteError(f"{run_dir}: a run of task {cfg.get('task')!r}, not {task!r}")
     task = registry.task(cfg.get("task"))
     cfg = config_mod.merge(config_mod.declared(task), cfg)  # the task's settings added since the run
-    try:
-        tokenizer = task.load_tokenizer(read_tokenizer_state(run_dir))
-    except (ValueError, TypeError) as e:
-        raise SuiteError(f"{run_dir}: cannot rebuild the {task.name} tokenizer from its saved state: {e}") from None
+    tokenizer = rebuild_tokenizer(task, read_tokenizer_state(run_dir), run_dir)
     module = SuiteModule(task, tokenizer, cfg)
     if weights:
         for part, state in read_parts(run_dir).items():
-            load_part(module, part, state, str(run_dir))
+            load_part(module, part, state, str(weights_path(run_dir, part)))
     return task, cfg, tokenizer, module
 
 
@@ -219,6 +322,9 @@ def init_backbone(module, state: dict[str, torch.Tensor], origin: str) -> dict[s
             raise SuiteError(f"{origin}: backbone tensor {k} has shape {tuple(v.shape)}, this model needs {tuple(own[k].shape)}")
         else:
             skipped += 1
+    if state and not loaded:
+        raise SuiteError(f"{origin}: none of its {len(state)} backbone tensors has a place in this backbone "
+                         "(a damaged weights file, or not a backbone's)")
     module.backbone.load_state_dict(loaded, strict=False)
     total = sum(1 for _ in module.state_dict())
     return {"loaded": len(loaded), "skipped": skipped, "initialised": total - len(loaded)}

@@ -25,8 +25,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import config as config_mod
+from .. import runs
 from ..errors import SuiteError
-from .execute import Runner, cell_path, lock, read_cells, run_local, run_ray, source_done, write_atomic, write_cell
+from .execute import Runner, cell_done, cell_path, lock, read_cells, run_local, run_ray, source_done, write_atomic, write_cell
 from .estimate import calibrate, dry_run, wall_time
 from .measures import (auc, best_val, data_needed, data_transferred, effective_data, first_reach, fit_power_law, fmt_effective,
                        fmt_transferred, mean_curve)
@@ -40,7 +41,7 @@ from .summary import summarize
 
 __all__ = [
     "SCRATCH", "Cell", "SourceRun", "load_experiment", "expand", "plan", "source_runs", "counts", "profiles", "profile_path", "fmt_effective",
-    "Runner", "cell_path", "write_cell", "write_atomic", "read_cells", "source_done", "run_local", "run_ray", "lock",
+    "Runner", "cell_done", "cell_path", "write_cell", "write_atomic", "read_cells", "source_done", "run_local", "run_ray", "lock",
     "calibrate", "wall_time", "dry_run", "mean_curve", "first_reach", "effective_data", "auc", "best_val",
     "mean_ci", "welch", "welch_test", "bootstrap_ci", "holm", "noise_units", "summarize", "write_report", "fmt",
     "data_needed", "data_transferred", "fit_power_law", "fmt_transferred", "scaling", "panel",
@@ -60,7 +61,7 @@ def check_identity(exp: dict, out: Path) -> None:
     path = out / "experiment.yaml"
     if not path.is_file():
         return
-    before = config_mod.load_yaml(path)
+    before = config_mod.load_yaml(path, hint="delete it (the finished cells are kept) or give another --out")
     for key in IDENTITY:
         if key in before and before[key] != exp.get(key):
             raise SuiteError(f"{out} holds a matrix with {key} {before[key]!r}, not {exp.get(key)!r}; "
@@ -83,10 +84,10 @@ def run_experiment(exp: dict, registry, out: Path | None = None, progress: bool 
         return dry_run(exp, registry, out, cells, sources, calibrate_steps, recalibrate, command=calibrate_command)
     with lock(out):
         check_identity(exp, out)
-        (out / "experiment.yaml").write_text(config_mod.dump(exp))
+        runs.write_text(out / "experiment.yaml", config_mod.dump(exp))
         for stale in (out / "cells").glob(".*.tmp"):  # left by a process killed while writing
             stale.unlink(missing_ok=True)
-        todo = [c for c in cells if not cell_path(out, c).is_file()]
+        todo = [c for c in cells if not cell_done(out, c)]  # a damaged or older cell file: run again, with a warning
         executor, why = executor_of(exp)
         print(f"transfer: {len(exp['targets'])} targets x {len(cells) // max(1, len(exp['targets']))} runs each = "
               f"{len(cells)} runs; {len(cells) - len(todo)} already finished, {len(todo)} to go; "

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from ..cache import cache_dir, file_lock
-from .execute import DATA_CACHE, Runner, cell_path, source_done, write_atomic
+from .execute import DATA_CACHE, Runner, cell_done, source_done, write_atomic
 from .plan import SCRATCH, Cell, SourceRun, counts, executor_of, steps_of
 
 # Costs of the tiny preset on 2 CPU cores, for a guess of how long calibrating a (task, architecture)
@@ -233,7 +233,7 @@ def dry_run(exp: dict, registry, out: Path, cells: list[Cell], sources: list[Sou
     calibration runs; without it the estimate uses stored calibrations only, and names ``command``
     (the dry run's own, with --calibrate) for those missing. Returns the figures."""
     startup = process_age()
-    done_cells = {c for c in cells if cell_path(out, c).is_file()}
+    done_cells = {c for c in cells if cell_done(out, c)}
     done_sources = {s for s in sources if source_done(s.path(out))}
     print(f"transfer --dry-run ({exp.get('profile', 'custom')} profile): preset {exp['preset']}; "
           f"targets {', '.join(exp['targets'])}; sources {', '.join(exp['sources'])}; freeze {', '.join(exp['freeze'])}; "

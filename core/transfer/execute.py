@@ -2,8 +2,10 @@
 
 A finished target run is one JSON file in ``cells/``, written to a temporary name and renamed
 (``os.replace``), so a cell file is either complete or absent: any process may die and the same
-command finishes the rest without redoing a finished run. A task source is finished when its run
-directory's metrics.json (the last file ``train`` writes) is complete.
+command finishes the rest without redoing a finished run. A cell file that does not read back
+(damaged, or of an older format without a field the summary needs) is not finished: a warning
+names it and its run is trained again. A task source is finished when its run directory's
+metrics.json (the last file ``train`` writes) is complete.
 
 Executors:
   local  one run after another in this process (the default; needs no Ray)
@@ -27,6 +29,7 @@ from pathlib import Path
 from .. import config as config_mod
 from .. import runs
 from ..errors import SuiteError
+from ..registry import warn
 from .plan import SCRATCH, Cell, SourceRun, budget, pretrained_here, run_overrides
 
 # One per process: runs of the same task, data settings and seed share a tokenizer and datasets
@@ -106,7 +109,7 @@ class Runner:
 
 def cell_record(cell: Cell, cfg: dict, run_dir: Path, seconds: float) -> dict:
     """What a cell file holds: the run's config and scores, oriented so that higher is better."""
-    m = json.loads((run_dir / "metrics.json").read_text())
+    m = runs.read_metrics(run_dir)
     sign = 1.0 if m["higher_is_better"] else -1.0
     primary = m["primary"]
     record = {
@@ -129,11 +132,8 @@ def cell_path(out: Path, cell: Cell) -> Path:
 
 
 def write_atomic(path: Path, data) -> None:
-    """The file is either absent or complete: write a temporary file, then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    """The file is either absent or complete (``runs.atomic``)."""
+    runs.write_json(path, data, indent=1)
 
 
 def write_cell(out: Path, cell: Cell, record: dict) -> None:
@@ -147,8 +147,33 @@ def source_done(path: Path) -> bool:
         return False
 
 
+# what the summary and the report read of every cell record (a cell written before one of them existed is run again)
+CELL_KEYS = ("target", "source", "freeze", "lr", "seed", "arch", "arm", "metric", "higher_is_better",
+             "val", "test", "raw_test", "curve")
+
+
+def read_cell(out: Path, cell: Cell, hint: str = "delete it and run the same command again: its run is trained again") -> dict:
+    """A cell's record; a ``SuiteError`` naming the file if it is damaged or of an older format."""
+    record = runs.read_json(cell_path(out, cell), hint, CELL_KEYS)
+    if not isinstance(record["curve"], list) or any(record.get(k) != v for k, v in asdict(cell).items() if k in CELL_KEYS):
+        raise SuiteError(f"{cell_path(out, cell)}: not the record of run {cell.id} (damaged, or of another version); {hint}")
+    return record
+
+
+def cell_done(out: Path, cell: Cell) -> bool:
+    """Whether the cell's file holds its finished run; a file that does not read back is not, with a warning."""
+    if not cell_path(out, cell).is_file():
+        return False
+    try:
+        read_cell(out, cell, "its run is trained again")
+    except SuiteError as e:
+        warn(str(e))
+        return False
+    return True
+
+
 def read_cells(out: Path, cells: list[Cell]) -> list[dict]:
-    return [json.loads(cell_path(out, c).read_text()) for c in cells]
+    return [read_cell(out, c) for c in cells]
 
 
 @contextlib.contextmanager
@@ -186,11 +211,9 @@ class Failures:
 
 
 def progress_bar(progress: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from ..progress import counter
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("left"), TimeRemainingColumn()]
-    return Progress(*columns, disable=not progress)
+    return counter(progress)
 
 
 def run_local(exp: dict, registry, out: Path, todo: list[Cell], progress: bool = True) -> None:

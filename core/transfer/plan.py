@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,11 +166,13 @@ def load_experiment(profile: str | None, config_file: str | None, overrides: dic
         if key not in DEFAULTS:
             hint = difflib.get_close_matches(key, list(DEFAULTS), n=1)
             raise SuiteError(f"{origin}: unknown experiment key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    _expect(origin, "resources", exp.get("resources"), (dict, type(None)), "a mapping, {cpus: N, gpus: N}")
+    _expect(origin, "reference", exp.get("reference"), (dict, type(None)), "a mapping, {TASK: RUN_DIR}")
     for key, value in overrides.items():
         if value is None:
             continue
         if key == "reference":  # --reference adds to the profile's
-            exp["reference"] = {**(exp.get("reference") or {}), **value}
+            exp["reference"] = {**(exp.get("reference") or {}), **{t: _reference("--reference", t, v) for t, v in value.items()}}
         elif key.startswith("resources."):
             exp["resources"] = {**DEFAULTS["resources"], **(exp.get("resources") or {}), key.split(".", 1)[1]: value}
         else:
@@ -210,6 +213,32 @@ def sizes_of(exp: dict, key: str, target: str) -> list[int]:
     return list(value.get(target) or []) if isinstance(value, dict) else list(value)
 
 
+def _expect(origin: str, key: str, value, types, what: str) -> None:
+    """One line naming the key, the value and what it must be, if ``value`` is not of ``types``."""
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,))):
+        raise SuiteError(f"{origin}: {key}: {value!r} is not {what}")
+
+
+NUMERIC = re.compile(r"[-+]?(\d|\.\d)")  # how a typed-in figure starts
+
+
+def _reference(origin: str, task: str, value):
+    """``reference.TASK``: a positive test score (a number, or a string that is one: ``--reference
+    TASK=0.8``) or a run directory (or its metrics.json), read when the report is made. A string
+    that starts as a number but is neither one nor an existing path is a mistyped figure."""
+    what = "a run directory or a positive test score"
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            if NUMERIC.match(value.strip()) and not Path(value).exists():
+                raise SuiteError(f"{origin}: reference.{task}: {value!r} is not {what}") from None
+            return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise SuiteError(f"{origin}: reference.{task}: {value!r} is not {what}")
+    return value
+
+
 def _rates(key: str, values: list) -> list[float]:
     rates = [_number(key, x, float) for x in values]
     if not rates or any(lr <= 0 for lr in rates):
@@ -224,10 +253,24 @@ def check(exp: dict, origin: str = "experiment") -> dict:
     for key in REQUIRED:
         if exp.get(key) is None:
             raise SuiteError(f"{origin}: the experiment does not set {key!r}")
+    # the types of the keys that are not numbers (those are parsed below), before anything runs
+    for key in ("profile", "preset", "positions", "executor", "measure"):
+        _expect(origin, key, exp[key], str, "a string")
+    for key in ("out", "ray_address"):
+        _expect(origin, key, exp[key], (str, type(None)), "a string")
+    for key in ("random_controls", "skip_self"):
+        _expect(origin, key, exp[key], bool, "true or false")
+    for key in ("lrs_by_freeze", "steps_by_target", "size_steps", "overrides", "task_overrides", "reference"):
+        _expect(origin, key, exp[key], (dict, type(None)), "a mapping")
+    for task, settings in (exp["task_overrides"] or {}).items():
+        _expect(origin, f"task_overrides.{task}", settings, (dict, type(None)), "a mapping of settings, {data.batch_size: 32}")
     for key in LIST_KEYS:
         exp[key] = _as_list(key, exp[key]) if exp[key] not in ("all", ["all"]) else "all"
         if not exp[key]:
             raise SuiteError(f"{key}: empty")
+    for key in ("sources", "targets", "freeze"):
+        for name in exp[key] if exp[key] != "all" else ():
+            _expect(origin, key, name, str, "a name (a list of names, or comma-separated names)")
     if exp["sources"] == "all":
         exp["sources"] = ["all"]
     if exp["targets"] == "all":
@@ -286,9 +329,7 @@ def check(exp: dict, origin: str = "experiment") -> dict:
         if not isinstance(exp.get(key) or {}, dict):
             raise SuiteError(f"{origin}: {key} must be a mapping")
         exp[key] = exp.get(key) or {}
-    for task, value in exp["reference"].items():
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise SuiteError(f"{origin}: reference.{task} must be a run directory (or a number), not {value!r}")
+    exp["reference"] = {task: _reference(origin, task, value) for task, value in exp["reference"].items()}
     return exp
 
 

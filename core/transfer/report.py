@@ -194,7 +194,7 @@ def write_report(exp: dict, results: list[dict], summary: dict, out: Path, scali
     measure = exp.get("measure") or "gain"
     lines += [f"heatmap.png shows {MEASURE_TITLES[measure]} (`--measure gain|effective-data|auc` chooses); "
               "curves.png the validation curves at each arm's best lr.", ""]
-    (out / "report.md").write_text("\n".join(lines))
+    runs.write_text(out / "report.md", "\n".join(lines))
     plot_heatmap(exp, summary, out / "heatmap.png", measure)
     plot_curves(results, summary, out / "curves.png")
     if scaling:

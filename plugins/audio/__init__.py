@@ -23,7 +23,7 @@ import torch
 
 import suite
 
-from .data import AudioSplits, fit_length, load_audio, read_audio
+from .data import AudioSplits, feature_cache_ok, fit_length, load_audio, read_audio
 
 
 # -- tokenizer --------------------------------------------------------------------------------
@@ -234,7 +234,7 @@ class AudioTask(suite.ClassificationTask):
         """Features of the synthesised chords or SpeechCommands (downloaded first if asked), cached once."""
         d, seed = cfg["data"], int(cfg["seed"])
         path = feature_cache(d, seed)
-        if d["dataset"] in CACHED_DATASETS and not path.is_file():
+        if d["dataset"] in CACHED_DATASETS and not feature_cache_ok(path):  # missing, or damaged: made (again)
             write_features(path, compute_features(d, seed))
 
     def build_tokenizer(self, cfg):

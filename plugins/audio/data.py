@@ -12,6 +12,7 @@ from torchaudio 2.9 needs torchcodec and FFmpeg.
 """
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,32 @@ class AudioSplits:
     features: dict[str, torch.Tensor]  # split -> (N, n_mels, frames) float16 log-mel spectrograms
     labels: dict[str, torch.Tensor]  # split -> (N,) long
     skipped: int = 0
+
+
+def feature_cache_ok(path) -> bool:
+    """Whether ``path`` holds a whole feature cache: a safetensors file (its header covers the whole
+    file, so a truncated one fails here) with the classes in its metadata and the features and labels
+    of train, val and test. A missing file is not; a damaged or older one is not either, with a warning
+    naming it: the features are computed again (a cache is never an error). Reads no tensor."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta, keys = f.metadata() or {}, set(f.keys())
+        classes = json.loads(meta["classes"])
+        int(meta["skipped"])
+        missing = sorted({f"{kind}.{split}" for kind in ("features", "labels") for split in ("train", "val", "test")} - keys)
+        if not isinstance(classes, list) or missing:
+            raise ValueError(f"no {missing[0]}" if missing else "no class list")
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as e:
+        reason = f"no {e.args[0]!r} in its metadata" if isinstance(e, KeyError) else str(e).splitlines()[0] or type(e).__name__
+        print(f"suite: warning: {path}: damaged audio feature cache ({reason}); the features are computed again",
+              file=sys.stderr)
+        return False
+    return True
 
 
 def read_audio(path: Path, sample_rate: int) -> torch.Tensor:

@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import random
 import shutil
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -203,12 +204,27 @@ def shard_path(root: Path, i: int) -> Path:
     return root / f"shard-{i:05d}.npz"
 
 
+def shard_ok(path: Path) -> bool:
+    """Whether a cache shard is there and whole. A damaged one is not, with a warning naming it
+    (it is generated again: a shard's games are keyed by its index)."""
+    if not path.is_file():
+        return False
+    try:
+        with np.load(path) as z:
+            for key in ("fen", "move", "value", "game"):
+                z[key]
+        return True
+    except Exception as e:  # zipfile, pickle and numpy errors of a truncated or garbage file
+        print(f"suite: warning: {path}: damaged cache shard ({type(e).__name__}: {e}); it is generated again", file=sys.stderr)
+        return False
+
+
 def ensure_shards(data: dict, progress: bool = True) -> tuple[Path, int]:
     """Generate missing shards for ``data['positions']`` positions; returns (cache dir, shard count)."""
     s = settings_of(data)
     need = max(1, -(-int(data["positions"]) // int(s["shard_positions"])))
     root = cache_dir(data)
-    missing = [i for i in range(need) if not shard_path(root, i).is_file()]
+    missing = [i for i in range(need) if not shard_ok(shard_path(root, i))]
     if not missing:
         return root, need
     engine_path = find_stockfish(data.get("stockfish"))
@@ -238,11 +254,10 @@ def ensure_shards(data: dict, progress: bool = True) -> tuple[Path, int]:
 def in_processes(fn, jobs: list[tuple], workers: int, label: str, per_job: int, progress: bool = True) -> list:
     """``fn(*job)`` for every job in up to ``workers`` processes, with a progress bar that counts
     ``per_job`` for each finished job; the results in the order the jobs finish."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from suite.progress import counter
 
     results = []
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress) as bar:
+    with counter(progress) as bar:
         task = bar.add_task(label, total=len(jobs) * per_job)
         if workers <= 1 or len(jobs) == 1:
             for job in jobs:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from pathlib import Path
 
 import chess
@@ -134,6 +135,28 @@ def write_mate_chunk(n: int, seed: int, path, source: str = "placement") -> int:
     return len(p)
 
 
+def read_mate_chunk(path) -> dict | None:
+    """A chunk's puzzles, ``{"fen": [...], "correct": [[...], ...], "game": [...]}`` (``game`` is
+    absent from chunks of older versions); None, with a warning naming the file, when it is damaged
+    or not a chunk: the caller makes it again (a cache is never an error)."""
+    try:
+        d = json.loads(Path(path).read_bytes())
+        if not isinstance(d, dict) or not isinstance(d.get("fen"), list) or not isinstance(d.get("correct"), list):
+            raise ValueError("not a chunk of puzzles: no fen and correct lists")
+        if not d["fen"] or len(d["fen"]) != len(d["correct"]) or any(not c for c in d["correct"]):
+            raise ValueError(f"{len(d['fen'])} positions with {len(d['correct'])} lists of right moves")
+    except json.JSONDecodeError as e:
+        reason = f"not valid JSON: truncated or corrupt at line {e.lineno} column {e.colno}"
+    except UnicodeDecodeError:
+        reason = "not valid JSON: binary garbage, not text"
+    except (OSError, ValueError, TypeError) as e:
+        reason = str(e)
+    else:
+        return d
+    print(f"suite: warning: {path}: damaged mate-in-one cache ({reason}); it is made again", file=sys.stderr)
+    return None
+
+
 def mate_chunks(n: int, seed: int, root, workers: int = 1, chunk: int = 1000, progress: bool = True,
                 source: str = "placement") -> list[Path]:
     """The files of ``n`` puzzles (rounded up to whole chunks) under ``root``, made where missing
@@ -144,7 +167,7 @@ def mate_chunks(n: int, seed: int, root, workers: int = 1, chunk: int = 1000, pr
         raise suite.SuiteError(f"data.mate_from must be one of {', '.join(MATE_SOURCES)}, not {source!r}")
     root = Path(root) / (f"mate-in-one-{chunk}" if source == "placement" else f"mate-in-one-{source}-{chunk}")
     paths = [root / f"chunk-{seed}-{i:05d}.json" for i in range(-(-n // chunk))]
-    missing = [i for i, p in enumerate(paths) if not p.is_file()]
+    missing = [i for i, p in enumerate(paths) if not p.is_file() or read_mate_chunk(p) is None]  # a damaged chunk is made again
     if missing:
         root.mkdir(parents=True, exist_ok=True)
         print(f"generating {len(missing) * chunk} mate-in-one puzzles into {root}")
@@ -158,7 +181,9 @@ def cached_mate_positions(n: int, seed: int, root, workers: int = 1, chunk: int 
     """``n`` puzzles, made once (``mate_chunks``) and kept as JSON under ``root`` for the next run."""
     out = Positions(correct=[])
     for path in mate_chunks(n, seed, root, workers, chunk, progress, source):
-        d = json.loads(path.read_text())
+        d = read_mate_chunk(path)
+        if d is None:  # damaged since mate_chunks read it: another process is writing the cache
+            raise suite.SuiteError(f"{path}: the mate-in-one cache changed while it was read; run the command again")
         games = d.get("game") or [fen.rsplit(" ", 4)[0] for fen in d["fen"]]  # a puzzle alone is its own game
         for fen, correct, game in zip(d["fen"], d["correct"], games):
             out.fen.append(fen)

@@ -150,6 +150,12 @@ def from_vocabulary(vocab: dict) -> PretrainedTokenizer:
 
 
 def load_tokenizer(state: dict) -> suite.Tokenizer:
+    """A run's saved tokenizer; ValueError when the state does not rebuild one (a damaged file, another version's)."""
     if state.get("kind") == "tokenizers":
-        return PretrainedTokenizer(**state)
+        tokenizer = PretrainedTokenizer(**state)
+        try:
+            tokenizer.tok  # the saved vocabulary parsed now, not at the first sample
+        except Exception as e:  # the tokenizers library raises plain Exceptions
+            raise ValueError(f"its vocabulary (spec) does not load: {str(e).splitlines()[0]}") from None
+        return tokenizer
     return ByteTokenizer(**state)
