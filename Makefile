@@ -6,9 +6,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench stockfish clean
+.PHONY: setup demo test bench stockfish polyglot clean
 
-setup: $(STAMP) stockfish
+setup: $(STAMP) stockfish polyglot
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ stockfish:
 	@command -v stockfish >/dev/null || test -x /usr/games/stockfish || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stockfish; } || \
 	  echo "warning: could not install stockfish (apt-get install stockfish); chess data generation needs it"
+
+# PolyGlot, the UCI-to-xboard adapter: Debian's package, /usr/games/polyglot (`suite uci` from xboard; tests/test_uci.py).
+polyglot:
+	@command -v polyglot >/dev/null || test -x /usr/games/polyglot || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq polyglot; } || \
+	  echo "warning: could not install polyglot (apt-get install polyglot); the PolyGlot test of suite uci needs it"
 
 demo: setup
 	$(BIN)/suite train --task chess

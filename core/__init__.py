@@ -6,24 +6,25 @@ and their batch layouts. docs/plugins.md documents all of it. It only grows: a n
 keeps working, and one that is replaced is deprecated with a warning naming its replacement.
 ``suite.testing`` (imported on its own) is what a plugin's tests need.
 """
-from .adapters import EmbeddingAdapter, PatchAdapter
-from .backbone import Backbone, BackboneConfig, attention_mask
-from .cache import cache_dir, file_lock
-from .streams import Limited, Shuffled, Stream
-from .datasets import PatchSet, class_folders, complete_splits, hash_bucket, hash_split, stratified_split
-from .errors import SuiteError
-from .freeze import FREEZE_MODES, freeze_backbone
-from .heads import ClassifierHead, TokenHead, pool
-from .hookspecs import hookimpl
-from .registry import get_registry
-from .runs import load_run
-from .settings import ClassifierSettings, DataSettings
-from .task import ClassificationTask, Pretrained, Task, WeightSource
-from .tokenizer import CharTokenizer, Tokenizer
-from suite.tasks import IGNORE, Classification, Generation, Objective, greedy_decode, top_classes
-from suite.tasks import Choice, mask_options
-from suite.tasks import LanguageModel, sample
-from suite.tasks import Batch, ChoiceBatch, ClassificationBatch, GenerationBatch, LanguageModelBatch
+# Where each name lives. They are imported on first use (PEP 562), so that `import suite` and the
+# commands that must answer before torch loads (`suite uci`'s handshake, suite/launch.py) stay light.
+_EXPORTS = {
+    **dict.fromkeys(["EmbeddingAdapter", "PatchAdapter"], ".adapters"),
+    **dict.fromkeys(["Backbone", "BackboneConfig", "attention_mask"], ".backbone"),
+    **dict.fromkeys(["cache_dir", "file_lock"], ".cache"),
+    **dict.fromkeys(["Limited", "Shuffled", "Stream"], ".streams"),
+    **dict.fromkeys(["PatchSet", "class_folders", "complete_splits", "hash_bucket", "hash_split", "stratified_split"], ".datasets"),
+    **dict.fromkeys(["SuiteError"], ".errors"),
+    **dict.fromkeys(["FREEZE_MODES", "freeze_backbone"], ".freeze"),
+    **dict.fromkeys(["ClassifierHead", "TokenHead", "pool"], ".heads"),
+    **dict.fromkeys(["hookimpl"], ".hookspecs"),
+    **dict.fromkeys(["get_registry"], ".registry"),
+    **dict.fromkeys(["load_run"], ".runs"),
+    **dict.fromkeys(["ClassifierSettings", "DataSettings"], ".settings"),
+    **dict.fromkeys(["ClassificationTask", "Pretrained", "Task", "WeightSource"], ".task"),
+    **dict.fromkeys(["CharTokenizer", "Tokenizer"], ".tokenizer"),
+    **dict.fromkeys(["IGNORE", "Classification", "Generation", "Objective", "greedy_decode", "top_classes", "Choice", "mask_options", "LanguageModel", "sample", "Batch", "ChoiceBatch", "ClassificationBatch", "GenerationBatch", "LanguageModelBatch"], "suite.tasks"),
+}
 
 __all__ = [
     "hookimpl", "Task", "WeightSource", "Pretrained", "SuiteError",
@@ -40,3 +41,23 @@ __all__ = [
     # added with typed settings (Task.settings, docs/settings.md)
     "DataSettings", "ClassifierSettings",
 ]
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    else:
+        try:  # a submodule, e.g. suite.runs, as before the exports were lazy
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module 'suite' has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

@@ -179,7 +179,7 @@ def check_variety(args) -> None:
 
 
 def run(args) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from suite.progress import counter
 
     if args.games < 1:
         raise suite.SuiteError(f"--games must be at least 1, not {args.games}")
@@ -194,9 +194,8 @@ def run(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     me = f"suite {Path(args.run_dir).name}"
     points: list[float] = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with open(out, "w") as pgn, Progress(*columns, disable=args.no_progress) as bar:
+        with open(out, "w") as pgn, counter(not args.no_progress) as bar:
             task = bar.add_task(f"vs {opponent.name}", total=args.games)
             rng = random.Random(f"play:{args.seed}")
             opening: list[chess.Move] = []
