@@ -55,7 +55,10 @@ def fit_elo(games: list[tuple[str, str, float]], anchors: dict[str, float], subj
 
     Returns ``subject``'s rating (``elo``) and its 95% profile-likelihood interval (``ci95``; a
     bound is None where the interval reaches the edge of the search range, e.g. after all wins),
-    and every fitted rating (``ratings``)."""
+    and every fitted rating (``ratings``). Where the interval is open on one side the maximum sits
+    at the edge of the search range and means nothing: ``elo`` is then None, and ``elo_bound`` is the
+    interval's one bound, ``bound`` its side ("lower" after only wins, "upper" after only losses;
+    both None where the interval is closed, or open on both sides)."""
     import numpy as np
     from scipy import optimize, stats
 
@@ -105,7 +108,11 @@ def fit_elo(games: list[tuple[str, str, float]], anchors: dict[str, float], subj
         fitted = {subject: r_hat}
     else:
         fitted = {subject: r_hat, **{p: float(v) for p, v in zip(others, x)}}
-    return {"elo": r_hat, "ci95": [lo, hi], "ratings": fitted, "games": len(games)}
+    # An interval open on one side leaves the maximum at the edge of the search range: only the bound counts.
+    bound = "lower" if hi is None and lo is not None else "upper" if lo is None and hi is not None else None
+    elo_bound = lo if bound == "lower" else hi if bound == "upper" else None
+    return {"elo": r_hat if lo is not None and hi is not None else None, "ci95": [lo, hi], "elo_bound": elo_bound,
+            "bound": bound, "ratings": fitted, "games": len(games)}
 
 
 def describe_fit(fit: dict) -> str:
@@ -249,7 +256,7 @@ def make_jobs(args, levels: list[tuple[str, int]], names: dict, me: str) -> list
 
 
 def run(args) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from suite.progress import counter
 
     check_variety(args)
     if args.games < 1:
@@ -279,9 +286,8 @@ def run(args) -> int:
           f"UCI_Elo levels at {args.movetime:g} s a move")
     start = time.time()
     results: list[dict] = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     init = (str(args.run_dir), path, args.movetime)
-    with open(out, "w") as pgn, Progress(*columns, disable=args.no_progress) as bar:
+    with open(out, "w") as pgn, counter(not args.no_progress) as bar:
         task = bar.add_task("elo ladder", total=len(jobs))
 
         def done(r: dict) -> None:
@@ -329,7 +335,8 @@ def run(args) -> int:
     if calibration:
         print(f"  calibration: {results[-1]['first']} vs {results[-1]['second']}: score {sum(calibration) / len(calibration):.1%} "
               f"in {len(calibration)} games")
-    summary = {"elo": fit["elo"], "elo_ci95": fit["ci95"], "games": len(results), "levels": per_level,
+    summary = {"elo": fit["elo"], "elo_ci95": fit["ci95"], "elo_bound": fit["elo_bound"], "bound": fit["bound"],
+               "games": len(results), "levels": per_level,
                "calibration_score": sum(calibration) / len(calibration) if calibration else None,
                "movetime": args.movetime, "open_plies": args.open_plies, "book": args.book, "temperature": args.temperature,
                "raw": args.raw, "engine": engine_name, "seconds": time.time() - start, "pgn": str(out)}

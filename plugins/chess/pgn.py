@@ -1,8 +1,16 @@
 """Positions from PGN files, streamed game by game (plain, .gz, .bz2 or .zst; files or globs).
 
 Every position of every game's main line becomes (position, move played, game result). Games
-whose headers carry ratings below ``min_elo`` are filtered; games python-chess cannot parse
-(illegal or unreadable moves, bad FEN headers, variants) are skipped and counted, never fatal.
+whose headers carry ratings below ``min_elo`` are filtered; games of other variants (a ``Variant``
+header python-chess names as another variant, or Chess960 castling rights in the ``FEN``) are
+skipped and counted by variant; games python-chess cannot parse (illegal or unreadable moves, bad
+FEN headers) are skipped and counted as malformed. None of them is fatal.
+
+Chess960 games are skipped, not read with Chess960 rules: the move vocabulary has their castling
+moves (king takes rook, e.g. b1a1), but the position tokens' four castling rights do not say which
+rook may castle, the training data rebuilds each position with standard rules (so a Chess960
+castling move is not among its legal moves), and castling from the standard array is e1h1 there
+but e1g1 in a standard game: the same position would teach two moves.
 """
 from __future__ import annotations
 
@@ -11,11 +19,13 @@ import glob
 import gzip
 import io
 import logging
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import chess
 import chess.pgn
+import chess.variant
 
 import suite
 
@@ -58,12 +68,17 @@ def open_text(path: Path):
 class PgnCounts:
     games: int = 0  # games used
     malformed: int = 0
+    variants: Counter = field(default_factory=Counter)  # games of other variants, by variant name
     filtered: int = 0  # below min_elo
     empty: int = 0  # no moves
     positions: int = 0
 
     def summary(self, files: int) -> str:
-        return (f"pgn: {self.games} games, {self.positions} positions from {files} file(s); skipped "
+        variants = ""
+        if self.variants:
+            games = "games" if sum(self.variants.values()) > 1 else "game"
+            variants = ", ".join(f"{n} {name}" for name, n in self.variants.most_common()) + f" {games}; "
+        return (f"pgn: {self.games} games, {self.positions} positions from {files} file(s); skipped {variants}"
                 f"{self.malformed} malformed, {self.filtered} below min_elo, {self.empty} without moves")
 
 
@@ -102,18 +117,41 @@ def read_pgn(spec, *, min_elo: int = 0, max_positions: int | None = None) -> tup
     return out, counts, len(paths)
 
 
+def variant(headers) -> str | None:
+    """The variant a game's ``Variant`` header names, as python-chess names it (``crazyhouse``,
+    ``antichess``, ``Chess960``, ...); None for standard chess (no header, Standard, From Position)."""
+    if headers.is_chess960():
+        return "Chess960"
+    name = headers.get("Variant", "Standard")
+    try:
+        board = chess.variant.find_variant(name)
+    except ValueError:  # a variant python-chess does not know: named as the header writes it
+        return name.strip() or None
+    return None if board is chess.Board else board.uci_variant
+
+
 def _add_game(game, key: str, min_elo: int, counts: PgnCounts, out: Positions) -> None:
-    if game.errors or game.headers.get("Variant", "Standard").lower() not in ("standard", "chess", "from position"):
-        counts.malformed += 1
+    other = variant(game.headers)
+    if other:
+        counts.variants[other] += 1
         return
-    ratings = [r for r in (_rating(game.headers, "WhiteElo"), _rating(game.headers, "BlackElo")) if r is not None]
-    if min_elo and ratings and min(ratings) < min_elo:
-        counts.filtered += 1
+    if game.errors:
+        counts.malformed += 1
         return
     try:
         board = game.board()
     except ValueError:
         counts.malformed += 1
+        return
+    if board.chess960:  # a FEN whose castling rights only Chess960 has
+        counts.variants["Chess960"] += 1
+        return
+    if not board.is_valid():  # a FEN that is no legal position of standard chess
+        counts.malformed += 1
+        return
+    ratings = [r for r in (_rating(game.headers, "WhiteElo"), _rating(game.headers, "BlackElo")) if r is not None]
+    if min_elo and ratings and min(ratings) < min_elo:
+        counts.filtered += 1
         return
     score = RESULTS.get(game.headers.get("Result", "*"))
     fens, moves, values = [], [], []
