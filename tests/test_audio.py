@@ -180,12 +180,30 @@ def test_init_from_between_vision_and_audio(chord_run, tmp_path, capsys):
     code, out, err = suite_main(capsys, "train", "--task", "audio", *TINY, "--run.root", tmp_path,
                                 "--trainer.max_steps", 5, *SMALL_CHORDS, "--init-from", vision_run)
     assert code == 0, err
-    counts = metrics(run_dir_from(out))["init"]
-    assert counts["loaded"] == metrics(run_dir_from(out))["init"]["loaded"] > 0 and counts["skipped"] == 0
-    # the backbone of the vision run is what the audio run started from
+    audio_run = run_dir_from(out)
     from safetensors.torch import load_file
-    assert set(load_file(vision_run / "weights" / "backbone.safetensors")) == \
-        set(load_file(run_dir_from(out) / "weights" / "backbone.safetensors"))
+    vision_backbone = load_file(vision_run / "weights" / "backbone.safetensors")
+    counts = metrics(audio_run)["init"]
+    # every tensor of the vision run's backbone file was loaded, none skipped (counted from the file)
+    assert counts["loaded"] == len(vision_backbone) > 0 and counts["skipped"] == 0, counts
+    # the audio run's module, built and initialised as `suite train` does before its first step,
+    # holds the vision run's backbone values exactly
+    from suite import runs, train as train_mod
+    from suite.registry import get_registry
+
+    registry = get_registry()
+    cfg = runs.read_config(audio_run)
+    _, module = train_mod.build(registry.task("audio"), cfg)
+    fresh = {k: v.clone() for k, v in module.backbone.state_dict().items()}
+    assert train_mod.apply_init(module, cfg, registry) == counts
+    start = module.backbone.state_dict()
+    assert set(start) == set(vision_backbone)
+    for k, v in vision_backbone.items():
+        assert torch.equal(start[k], v), k
+    assert any(not torch.equal(fresh[k], v) for k, v in vision_backbone.items())  # the load changed something
+    # and training went on from there: the audio run's saved backbone is not the vision run's
+    trained = load_file(audio_run / "weights" / "backbone.safetensors")
+    assert any(not torch.equal(trained[k], v) for k, v in vision_backbone.items())
     code, out, err = suite_main(capsys, "train", "--task", "audio", "--backbone.preset", "small", "--no-progress",
                                 "--run.root", tmp_path, "--trainer.max_steps", 5, *SMALL_CHORDS, "--init-from", vision_run)
     assert code != 0 and "--backbone.preset tiny" in err

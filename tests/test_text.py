@@ -9,7 +9,9 @@ import pytest
 import torch
 
 import suite
-from suite import testing
+from suite import runs, testing
+from suite.data import SuiteDataModule
+from suite.registry import get_registry
 from suite.plugins.text import corpus
 from suite.plugins.text.tokenizer import ByteTokenizer
 
@@ -66,9 +68,22 @@ def test_text_train_predict_and_files(tmp_path, capsys):
     run = run_dir_from(out)
     m = metrics(run)
     assert m["primary"] == "bits_per_byte" and not m["higher_is_better"]
+    task, cfg, tokenizer, _ = runs.load_run(run, get_registry(), weights=False)
+    datasets = SuiteDataModule(task, tokenizer, cfg)
+    datasets.setup()
     for split in ("val", "test"):
-        assert 0 < m["splits"][split]["bits_per_byte"] < 10  # a fresh model is near log2(259) = 8 bits
-        assert m["splits"][split]["perplexity"] > 1
+        s = m["splits"][split]
+        # bits per byte recomputed from the loss (nats per scored token) and the split's own count of
+        # scored tokens and of the bytes they stand for
+        windows = [datasets.datasets[split][i] for i in range(len(datasets.datasets[split]))]
+        tokens = sum(int((w["targets"] != suite.IGNORE).sum()) for w in windows)
+        n_bytes = sum(int(w["n_bytes"]) for w in windows)
+        assert tokens > 0 and n_bytes > 0
+        assert s["bits_per_byte"] == pytest.approx(s["loss"] * tokens / math.log(2) / n_bytes, rel=1e-5)
+        assert s["perplexity"] == pytest.approx(math.exp(s["loss"]))
+        # 4 steps on this repetitive text learn something: a fresh model is near uniform, log2(259) =
+        # 8.02 bits; this seed measured 6.73 (val) and 6.74 (test)
+        assert s["bits_per_byte"] < math.log2(259) - 0.5, s
     code, out, err = suite_main(capsys, "predict", run, "The quick", "--max_tokens", 12, "--temperature", 0.7, "--top_k", 5)
     assert code == 0, err
     assert out.startswith("The quick") and len(out.encode()) > len("The quick")
@@ -122,10 +137,13 @@ def test_text_classify_from_files(tmp_path, capsys, ext):
     assert code == 0, err
     run = run_dir_from(out)
     m = metrics(run)
-    assert m["primary"] == "accuracy" and 0 <= m["splits"]["test"]["accuracy"] <= 1
+    # two balanced classes: chance is 0.5; the two review texts are easy to tell apart and 4 steps
+    # with this seed measured 1.0 on test (csv and jsonl alike)
+    assert m["primary"] == "accuracy" and m["splits"]["test"]["accuracy"] >= 0.9, m["splits"]
     assert json.loads((run / "tokenizer.json").read_text())["classes"] == ["neg", "pos"]
-    code, out, err = suite_main(capsys, "predict", run, "a wonderful film")
-    assert code == 0 and out.split()[0] in ("neg", "pos")
+    for text, label in (("I loved this film, wonderful acting #99", "pos"), ("dreadful plot and boring #98", "neg")):
+        code, out, err = suite_main(capsys, "predict", run, text)
+        assert code == 0 and out.split()[0] == label, (text, out, err)
 
 
 @pytest.mark.parametrize("content,ext,message", [

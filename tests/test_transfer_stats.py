@@ -85,16 +85,24 @@ def test_summary_picks_each_arms_rate_on_validation_and_corrects_across_the_matr
     cells = []
     for seed in range(3):
         e = 0.01 * seed
+        # Validation (the curve's last point) and test rank the rates differently in both arms, so
+        # only a choice made on validation passes: on test, scratch would take 3e-3 (0.55 > 0.50)
+        # and a would take 1e-2 (0.80 > 0.70).
         cells += [_cell("scratch", 1e-3, seed, 0.50 + e, [[50, 0.2], [100, 0.4], [150, 0.5 + e]]),
-                  _cell("scratch", 3e-3, seed, 0.40 + e, [[50, 0.3], [100, 0.35], [150, 0.4]]),
+                  _cell("scratch", 3e-3, seed, 0.55 + e, [[50, 0.3], [100, 0.35], [150, 0.4]]),
                   _cell("scratch", 1e-2, seed, 0.30 + e, [[50, 0.1], [100, 0.2], [150, 0.3]]),
                   _cell("a", 1e-3, seed, 0.60 + e, [[50, 0.3], [100, 0.5], [150, 0.6 + e]]),
                   _cell("a", 3e-3, seed, 0.70 + e, [[50, 0.4], [100, 0.6], [150, 0.7 + e]]),
-                  _cell("a", 1e-2, seed, 0.65 + e, [[50, 0.4], [100, 0.6], [150, 0.65]]),
+                  _cell("a", 1e-2, seed, 0.80 + e, [[50, 0.4], [100, 0.6], [150, 0.65]]),
                   _cell("b", 1e-3, seed, 0.50 + 2 * e, [[50, 0.2], [100, 0.4], [150, 0.5 + e]])]
+    for arm, lr in (("scratch", 3e-3), ("a/none", 1e-2)):  # the data does disagree: test alone would pick these
+        test_mean = {r: sum(c["test"] for c in cells if c["arm"] == arm and c["lr"] == r) for r in (1e-3, 3e-3, 1e-2)}
+        assert max(test_mean, key=test_mean.get) == lr
     s = transfer.summarize(cells, {"lrs": [1e-3, 3e-3, 1e-2], "target_steps": 150, "reference": {"t": 0.6}})["t"]
     # scratch: best validation at 1e-3, the low edge of the sweep; a: 3e-3, inside it
     assert s["scratch"]["best_lr"] == 1e-3 and s["scratch"]["lr_at_edge"]
+    assert s["scratch"]["val_by_lr"] == {"0.001": pytest.approx(0.51), "0.003": pytest.approx(0.4), "0.01": pytest.approx(0.3)}
+    assert s["scratch"]["mean"] == pytest.approx(0.51) and s["a/none"]["mean"] == pytest.approx(0.71)  # the chosen rate's test
     assert s["a/none"]["best_lr"] == 3e-3 and not s["a/none"]["lr_at_edge"]
     assert s["b/none"]["lr_at_edge"]  # swept at one rate only
     a = s["a/none"]

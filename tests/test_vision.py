@@ -75,10 +75,16 @@ def test_augmentation_is_for_training_only():
     aug = TrainStream(tok, data.train_images[:16], data.train_labels[:16], build_augment(cfg["data"], "digits"), 8, 0)
     got_plain = [s for _, s in zip(range(16), plain)]
     got_aug = [s for _, s in zip(range(16), aug)]
-    exact = {int(s["label"]): s for s in got_plain}
-    assert all(any(torch.equal(s["inputs"], e) for e in tok.encode(data.train_images[:16])) for s in got_plain)
-    assert sum(not any(torch.equal(s["inputs"], e) for e in tok.encode(data.train_images[:16])) for s in got_aug) >= 8
-    assert exact and build_augment({**cfg["data"], "augment": False}, "digits") is None
+    encoded = tok.encode(data.train_images[:16])
+    # each plain sample is exactly its own image's patches, with that image's label
+    exact = [torch.equal(s["inputs"], encoded[int(s["index"])]) and int(s["label"]) == int(data.train_labels[int(s["index"])])
+             for s in got_plain]
+    assert all(exact) and len(exact) == 16, exact
+    assert sorted(int(s["index"]) for s in got_plain) == list(range(16))  # one pass over the 16 images, none repeated
+    # augmented samples keep their image's label, but at least half of them differ from the plain patches
+    assert all(int(s["label"]) == int(data.train_labels[int(s["index"])]) for s in got_aug)
+    assert sum(not any(torch.equal(s["inputs"], e) for e in encoded) for s in got_aug) >= 8
+    assert build_augment({**cfg["data"], "augment": False}, "digits") is None
 
 
 def write_idx(path, array: torch.Tensor) -> None:
