@@ -194,11 +194,13 @@ def test_a_reference_is_a_run_directory_read_when_the_report_is_made(tmp_path):
 def test_an_arm_is_flagged_at_the_edge_of_its_own_sweep():
     """A frozen arm sweeps lrs_by_freeze: its best rate is at the edge of that sweep, not of `lrs`."""
     cells = [_sized("scratch", 100, s, 0.5, lr=lr) for s in range(2) for lr in (1e-4, 3e-4, 1e-3)]
-    cells += [{**_sized("m", 100, s, 0.5 + (lr > 2e-3) * 0.1, freeze="fpt", lr=lr), "val": 0.5 + (lr > 2e-3) * 0.1}
+    # validation prefers 3e-3, test 1e-3: only a choice made on validation picks 3e-3
+    cells += [{**_sized("m", 100, s, 0.5 + (lr < 2e-3) * 0.1, freeze="fpt", lr=lr), "val": 0.5 + (lr > 2e-3) * 0.1}
               for s in range(2) for lr in (1e-3, 3e-3)]
     exp = {"lrs": [1e-4, 3e-4, 1e-3], "lrs_by_freeze": {"fpt": [1e-3, 3e-3]}, "target_steps": 20}
     row = transfer.summarize(cells, exp)["t (n=100)"]["m/fpt"]
     assert row["best_lr"] == 3e-3 and row["lrs"] == [1e-3, 3e-3] and row["lr_at_edge"]
+    assert row["mean"] == pytest.approx(0.5)  # the test score of the rate chosen on validation
 
 
 def test_identical_seeds_are_not_distinguishable_and_nan_never_wins_a_sweep():
