@@ -216,3 +216,14 @@ class Backbone(nn.Module):
         if self.cfg.final_norm:
             x = self.ln_f(x)
         return x
+
+
+def architecture_differences(a: dict, b: dict) -> list[str]:
+    """``key a != b`` for every architecture field that differs (fields a config lacks take their
+    defaults: configs written before a field existed)."""
+    a, b = BackboneConfig.from_dict(a).to_dict(), BackboneConfig.from_dict(b).to_dict()
+    return [f"{k} {a[k]} != {b[k]}" for k in ARCHITECTURE_FIELDS if a[k] != b[k]]
+
+
+def same_architecture(a: dict, b: dict) -> bool:
+    return not architecture_differences(a, b)

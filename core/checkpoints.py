@@ -14,7 +14,7 @@ import torch
 from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from .runs import atomic
+from .files import atomic
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

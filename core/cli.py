@@ -99,7 +99,7 @@ def train_joint(args, extra, names: list[str], saved: dict | None, overrides: di
         print(config_mod.dump(cfg), end="")
         return 0
     tasks = {n: registry.task(n) for n in names}
-    joint.train(tasks, cfg, registry, resume=Path(args.resume) if args.resume else None, progress=not args.no_progress)
+    train_mod.train_joint(tasks, cfg, registry, resume=Path(args.resume) if args.resume else None, progress=not args.no_progress)
     return 0
 
 

@@ -29,7 +29,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from .errors import SuiteError
+from .errors import SuiteError, warn
 from .settings import BACKBONE_FIELDS, SEED_HELP, SECTIONS, TRAINER_OWN
 
 
@@ -331,7 +331,6 @@ def parse(task, values: dict | None = None, args: list[str] = (), *, origin: str
     ``origin`` names where ``values`` come from, ``origins`` where single keys do, in error lines."""
     from jsonargparse import ArgumentError
 
-    from .registry import warn
 
     defaults = declared(task)
     parser, types = build_parser(task, defaults)
@@ -371,7 +370,6 @@ def complete(cfg: dict, origin: str) -> dict:
     defaults, and keys of the shared sections that are no longer settings are dropped with a
     warning, so that run directories of older versions keep loading. (The task's own sections are
     completed by ``declared(task)`` where the task is known: ``runs.load_run``, ``parse``.)"""
-    from .registry import warn
 
     cfg = copy.deepcopy(cfg)
     for name in ("optim", "init", "run", "backbone"):

@@ -12,21 +12,20 @@ The config of a joint run is the shared sections (``seed``, ``backbone``, ``opti
 config back together, a single-task config like any other. The run directory is a run directory
 with weights/backbone.safetensors keyed as a single-task run's, and weights/<task>/adapter and
 head; tokenizer.json holds every task's tokenizer by name. docs/joint.md describes the design.
+
+This module is the joint run's config, data and LightningModule; its run directory is read and
+written by core/runs.py, and it is trained by core/train.py (``train_joint``), as single runs are.
 """
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
 from . import config as config_mod
-from . import machine, runs
-from .backbone import Backbone, BackboneConfig
-from .cache import prepare
-from .checkpoints import continued_threads
+from .backbone import Backbone, BackboneConfig, architecture_differences
 from .data import SuiteDataModule
 from .errors import SuiteError
 from .module import SuiteModule, TrainedModule
@@ -129,7 +128,7 @@ def combine(cfgs: dict[str, dict], mix=DEFAULT_MIX) -> dict:
         if other.get("preset") != first.get("preset"):
             raise SuiteError(f"--task {','.join(names)}: the tasks share one backbone, but {names[0]} uses preset "
                              f"{first.get('preset')!r} and {n} {other.get('preset')!r}; give one with --backbone.preset NAME")
-        differ = runs.architecture_differences(first, other)
+        differ = architecture_differences(first, other)
         if differ:
             raise SuiteError(f"--task {','.join(names)}: the tasks share one backbone, but {names[0]}'s and {n}'s "
                              f"differ ({'; '.join(differ)}); set it with --backbone.KEY VALUE")
@@ -329,69 +328,6 @@ def current(cfg: dict, tasks: dict) -> dict:
     return cfg
 
 
-def tokenizer_of(run_dir: Path, task, states: dict | None = None):
-    states = runs.read_tokenizer_state(run_dir) if states is None else states
-    if task.name not in states:
-        raise SuiteError(f"{runs.tokenizer_path(run_dir)}: no state of the {task.name} tokenizer; {runs.DAMAGED}")
-    return runs.rebuild_tokenizer(task, states[task.name], run_dir)
-
-
-def member_weights(run_dir: Path, name: str) -> dict[str, dict]:
-    return {part: runs.read_weights(Path(run_dir) / "weights" / name / f"{part}.safetensors") for part in ("adapter", "head")}
-
-
-def load_joint(run_dir, registry, *, weights: bool = True):
-    """(tasks, cfg, tokenizers, module) of a joint run directory, weights loaded."""
-    run_dir = Path(run_dir)
-    cfg = runs.read_config(run_dir)
-    tasks = {n: registry.task(n) for n in cfg["joint"]["tasks"]}
-    cfg = current(cfg, tasks)
-    states = runs.read_tokenizer_state(run_dir)
-    tokenizers = Tokenizers({n: tokenizer_of(run_dir, t, states) for n, t in tasks.items()})
-    module = JointModule(tasks, tokenizers, cfg)
-    if weights:
-        runs.load_part(module, "backbone", runs.read_parts(run_dir, ("backbone",))["backbone"], str(run_dir))
-        for n, member in module.members.items():
-            for part, state in member_weights(run_dir, n).items():
-                runs.load_part(member, part, state, f"{run_dir} ({n})")
-    return tasks, cfg, tokenizers, module
-
-
-def load_member(run_dir, cfg: dict, registry, name: str | None, weights: bool = True):
-    """(task, cfg, tokenizer, module) of one task of a joint run: a single-task model with the joint backbone."""
-    if name is None:
-        raise SuiteError(f"{run_dir}: a joint run of {', '.join(cfg['joint']['tasks'])}; say which task with --task NAME")
-    if name not in cfg["joint"]["tasks"]:
-        raise SuiteError(f"{run_dir}: task {name!r} is not one of this joint run's tasks ({', '.join(cfg['joint']['tasks'])})")
-    task = registry.task(name)
-    cfg = task_config(current(cfg, {name: task}), name)
-    tokenizer = tokenizer_of(Path(run_dir), task)
-    module = SuiteModule(task, tokenizer, cfg)
-    if weights:
-        runs.load_part(module, "backbone", runs.read_parts(run_dir, ("backbone",))["backbone"], str(run_dir))
-        for part, state in member_weights(run_dir, name).items():
-            runs.load_part(module, part, state, str(run_dir))
-    return task, cfg, tokenizer, module
-
-
-def member_source(spec, task):
-    """``--init-from`` a joint run that trained ``task``: (that task's tokenizer, its ``adapter.`` and
-    ``head.`` tensors), so the run starts from all of the task's weights; None for any other source."""
-    path = Path(str(spec)) if spec else None
-    if path is None or not path.is_dir() or runs.is_export(path) or not is_joint(runs.read_config(path)):
-        return None
-    if task.name not in runs.read_config(path)["joint"]["tasks"]:
-        return None
-    state = {f"{part}.{k}": v for part, tensors in member_weights(path, task.name).items() for k, v in tensors.items()}
-    return tokenizer_of(path, task), state
-
-
-def save_weights(module: JointModule, run_dir: Path) -> None:
-    runs.save_weights(module, run_dir, parts=("backbone",))
-    for n, member in module.members.items():
-        runs.save_weights(member, run_dir, parts=("adapter", "head"), folder=f"weights/{n}")
-
-
 # -- training and evaluation ----------------------------------------------------------------------
 def trainer_settings(cfg: dict) -> dict:
     """The config the Trainer gets: under DDP, a step trains one task, so the other tasks' adapters
@@ -401,81 +337,3 @@ def trainer_settings(cfg: dict) -> dict:
     if many and t.get("strategy", "auto") in ("auto", "ddp"):
         return {**cfg, "trainer": {**t, "strategy": "ddp_find_unused_parameters_true"}}
     return cfg
-
-
-def train(tasks: dict, cfg: dict, registry, *, resume: Path | None = None, progress: bool = True) -> Path:
-    """Train a joint run and write its run directory (as ``suite.train.train`` does for one task)."""
-    from . import train as single
-
-    single.quiet_lightning()
-    settings = machine.configure(continued_threads(cfg, resume))
-    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
-    for n, task in tasks.items():
-        prepare(task, task_config(cfg, n))
-    if resume is not None:
-        run_dir = Path(resume)
-        _, _, tokenizers, module = load_joint(run_dir, registry, weights=False)
-        ckpt, init_counts = single.resumed(run_dir, module, cfg)
-    else:
-        source = single.adopt_source_backbone(cfg, registry)
-        tokenizers = Tokenizers({n: t.build_tokenizer(task_config(cfg, n)) for n, t in tasks.items()})
-        module = JointModule(tasks, tokenizers, cfg)
-        init_counts = single.apply_init(module, cfg, registry, source)
-        run_dir = single.shared_run_dir(cfg)
-        ckpt = None
-    with single.cleaned_up_on_failure(run_dir, fresh=resume is None):
-        if single.launch_rank() == 0:
-            runs.save_run_files(run_dir, cfg, tokenizers)
-        single.say(f"run directory: {run_dir}")
-        t = cfg["trainer"]
-        budget = f"{t['max_steps']} steps" if int(t.get("max_steps", -1)) >= 0 else f"{t.get('max_epochs')} epochs"
-        single.say(f"joint run of {', '.join(tasks)} (mix {cfg['joint']['mix']}): {sum(p.numel() for p in module.parameters()):,} "
-                   f"parameters, backbone {runs.describe_backbone(cfg['backbone'])}, {budget}")
-        single.say(f"precision {t.get('precision', '32-true')}, {settings}")
-        if cfg["run"].get("compile"):
-            backend = cfg["run"]["compile"]
-            module.backbone.compile(backend="inductor" if backend is True else str(backend))
-        dm = JointDataModule(tasks, tokenizers, cfg)
-        trainer = single.make_trainer(trainer_settings(cfg), run_dir, progress=progress)
-        train_time = single.fit(trainer, module, dm, run_dir, ckpt)
-        results = single.evaluate_module(module, dm, cfg, progress, trainer=trainer)
-        if trainer.global_rank != 0:
-            return run_dir
-        save_weights(module, run_dir)
-        for split, extra in module.artifacts.items():
-            for name, value in extra.items():
-                (run_dir / split_name(split)[0]).mkdir(exist_ok=True)
-                runs.write_json(run_dir / f"{split}_{name}.json", value)
-        per_task = {}
-        for (n, m), weight in zip(module.members.items(), dm.weights):
-            per_task[n] = {"primary": m.objective.primary, "higher_is_better": m.objective.higher_is_better,
-                           "steps": module.task_steps[n], "mix": round(weight / sum(dm.weights), 6),
-                           "splits": {split_name(s)[1]: v for s, v in results.items() if split_name(s)[0] == n}}
-        metrics = {"task": cfg["task"], "tasks": per_task, "step": trainer.global_step,
-                   "train_seconds": round(train_time, 1), "splits": results, "history": module.history,
-                   "init": init_counts, "best": None, "world_size": trainer.world_size}
-        runs.write_json(run_dir / "metrics.json", metrics)
-    print_results(results, {n: info["primary"] for n, info in per_task.items()})
-    print(f"run directory: {run_dir}")
-    return run_dir
-
-
-def print_results(results: dict, primaries: dict[str, str]) -> None:
-    """One table per task, its primary metric first."""
-    from .train import print_results as table
-
-    for n, primary in primaries.items():
-        table({s: v for s, v in results.items() if split_name(s)[0] == n}, primary)
-
-
-def evaluate_run(run_dir: Path, registry, progress: bool = True) -> dict:
-    from . import train as single
-
-    single.quiet_lightning()
-    tasks, cfg, tokenizers, module = load_joint(run_dir, registry)
-    machine.configure(cfg)
-    for n, task in tasks.items():
-        prepare(task, task_config(cfg, n))
-    results = single.evaluate_module(module, JointDataModule(tasks, tokenizers, cfg), cfg, progress)
-    print_results(results, {n: m.objective.primary for n, m in module.members.items()})
-    return results

@@ -17,7 +17,6 @@ Tests register plugin objects directly with ``get_registry().register(obj, name)
 from __future__ import annotations
 
 import os
-import sys
 import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -26,7 +25,7 @@ from typing import Any, Callable, Iterable
 import pluggy
 
 from . import hookspecs
-from .errors import SuiteError
+from .errors import SuiteError, warn
 
 DISABLE_ENV = "SUITE_DISABLE_PLUGIN_AUTOLOAD"
 DISABLE_PLUGINS_ENV = "SUITE_DISABLE_PLUGINS"
@@ -61,10 +60,6 @@ class Command:
     configure: Callable
     run: Callable
     plugin: str
-
-
-def warn(message: str) -> None:
-    print(f"suite: warning: {message}", file=sys.stderr)
 
 
 def describe_error(e: BaseException) -> str:

@@ -11,16 +11,15 @@ An export (`suite export RUN --format hf`: config.json, model.safetensors, suite
 loads wherever a run directory does: eval, predict, --init-from.
 Weights from elsewhere are read with safetensors only, never unpickled.
 
-Every file is written whole or not at all (``atomic``: a temporary name, then ``os.replace``).
+Every file is written whole or not at all (``files.atomic``: a temporary name, then ``os.replace``).
 A file read back that is truncated, corrupt or of another version is one ``SuiteError`` naming
-the file, what is wrong and what to do (``read_json``, ``read_config``, ``read_weights``).
+the file, what is wrong and what to do (``files.read_json``, ``read_config``, ``read_weights``).
+A joint run's directory (core/joint.py) is read and written here too: ``load_joint``,
+``load_member`` (one of its tasks), ``member_source`` (--init-from it), ``save_joint_weights``.
 """
 from __future__ import annotations
 
-import json
-import os
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -28,8 +27,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import config as config_mod
-from .backbone import ARCHITECTURE_FIELDS, BackboneConfig
+from . import joint
+from .files import DAMAGED, atomic, read_json, write_json, write_text  # noqa: F401  (suite.runs.write_json etc., as before)
+from .backbone import BackboneConfig, architecture_differences, same_architecture  # noqa: F401  (suite.runs.*, as before)
 from .errors import SuiteError
+from .module import SuiteModule
 
 PARTS = ("backbone", "adapter", "head")
 # `suite export --format hf` (export.py): one directory that loads wherever a run directory does
@@ -47,31 +49,6 @@ def new_run_dir(cfg: dict) -> Path:
     return path
 
 
-# -- writing: a file is whole or absent -------------------------------------------------------------
-@contextmanager
-def atomic(path):
-    """``with atomic(path) as tmp:`` write ``tmp``; when the block ends it is renamed over ``path``
-    (``os.replace``), and removed if the block raises: a process killed while writing leaves the
-    previous file, or none, never part of one. The temporary name is hidden and per process."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text(path: Path, text: str) -> None:
-    with atomic(path) as tmp:
-        tmp.write_text(text)
-
-
-def write_json(path: Path, data, indent: int = 2) -> None:
-    write_text(path, json.dumps(data, indent=indent) + "\n")
-
-
 def save_run_files(run_dir: Path, cfg: dict, tokenizer) -> None:
     write_text(run_dir / "config.yaml", config_mod.dump(cfg))
     write_json(run_dir / "tokenizer.json", tokenizer.state())
@@ -85,31 +62,6 @@ def save_weights(module, run_dir: Path, parts=PARTS, folder: str = "weights") ->
         state = {k: v.detach().cpu().contiguous() for k, v in getattr(module, part).state_dict().items()}
         with atomic(out / f"{part}.safetensors") as tmp:
             save_file(state, str(tmp))
-
-
-# -- reading: one line naming the file for anything wrong ------------------------------------------
-DAMAGED = "the run directory is damaged: restore the file, or train the run again"
-
-
-def read_json(path: Path, hint: str = DAMAGED, keys=()) -> dict:
-    """The JSON object in ``path``, which must hold ``keys``; a ``SuiteError`` that names the file,
-    says what is wrong with it and ends with ``hint`` (what to do) otherwise."""
-    try:
-        data = json.loads(Path(path).read_bytes())
-    except FileNotFoundError:
-        raise SuiteError(f"{path}: missing; {hint}") from None
-    except UnicodeDecodeError:
-        raise SuiteError(f"{path}: not valid JSON (binary garbage, not text); {hint}") from None
-    except json.JSONDecodeError as e:
-        raise SuiteError(f"{path}: not valid JSON (truncated or corrupt at line {e.lineno} column {e.colno}); {hint}") from None
-    except OSError as e:
-        raise SuiteError(f"{path}: unreadable ({e.strerror or e}); {hint}") from None
-    if not isinstance(data, dict):
-        raise SuiteError(f"{path}: holds a JSON {type(data).__name__}, not an object (damaged, or not a file of suite's); {hint}")
-    missing = [k for k in keys if k not in data]
-    if missing:
-        raise SuiteError(f"{path}: no {missing[0]!r} (incomplete, or written by another version of suite); {hint}")
-    return data
 
 
 METRICS_KEYS = ("step", "primary", "higher_is_better", "splits")  # what every finished run's metrics.json holds
@@ -226,13 +178,9 @@ def load_run(run_dir, registry, *, weights: bool = True, task: str | None = None
 
     ``task``: the task of a joint run (core/joint.py) to load, with the joint backbone; for any other
     run, if given, the task it must be."""
-    from .module import SuiteModule
-
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
     if isinstance(cfg.get("joint"), dict):
-        from .joint import load_member
-
         return load_member(run_dir, cfg, registry, task, weights)
     if task is not None and task != cfg.get("task"):
         raise SuiteError(f"{run_dir}: a run of task {cfg.get('task')!r}, not {task!r}")
@@ -248,17 +196,6 @@ def load_run(run_dir, registry, *, weights: bool = True, task: str | None = None
 
 def describe_backbone(b: dict) -> str:
     return f"preset {b.get('preset')!r} (d_model={b.get('d_model')}, n_layers={b.get('n_layers')}, n_heads={b.get('n_heads')}, positions={b.get('positions', 'learned')})"
-
-
-def architecture_differences(a: dict, b: dict) -> list[str]:
-    """``key a != b`` for every architecture field that differs (fields a config lacks take their
-    defaults: configs written before a field existed)."""
-    a, b = BackboneConfig.from_dict(a).to_dict(), BackboneConfig.from_dict(b).to_dict()
-    return [f"{k} {a[k]} != {b[k]}" for k in ARCHITECTURE_FIELDS if a[k] != b[k]]
-
-
-def same_architecture(a: dict, b: dict) -> bool:
-    return not architecture_differences(a, b)
 
 
 def resolve_init(spec: str, registry, pretrained=None) -> tuple[str, dict, dict[str, torch.Tensor], str]:
@@ -328,3 +265,68 @@ def init_backbone(module, state: dict[str, torch.Tensor], origin: str) -> dict[s
     module.backbone.load_state_dict(loaded, strict=False)
     total = sum(1 for _ in module.state_dict())
     return {"loaded": len(loaded), "skipped": skipped, "initialised": total - len(loaded)}
+
+
+# -- joint run directories (core/joint.py): one backbone, each task's tokenizer, adapter and head ----------
+def tokenizer_of(run_dir: Path, task, states: dict | None = None):
+    states = read_tokenizer_state(run_dir) if states is None else states
+    if task.name not in states:
+        raise SuiteError(f"{tokenizer_path(run_dir)}: no state of the {task.name} tokenizer; {DAMAGED}")
+    return rebuild_tokenizer(task, states[task.name], run_dir)
+
+
+def member_weights(run_dir: Path, name: str) -> dict[str, dict]:
+    return {part: read_weights(Path(run_dir) / "weights" / name / f"{part}.safetensors") for part in ("adapter", "head")}
+
+
+def load_joint(run_dir, registry, *, weights: bool = True):
+    """(tasks, cfg, tokenizers, module) of a joint run directory, weights loaded."""
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir)
+    tasks = {n: registry.task(n) for n in cfg["joint"]["tasks"]}
+    cfg = joint.current(cfg, tasks)
+    states = read_tokenizer_state(run_dir)
+    tokenizers = joint.Tokenizers({n: tokenizer_of(run_dir, t, states) for n, t in tasks.items()})
+    module = joint.JointModule(tasks, tokenizers, cfg)
+    if weights:
+        load_part(module, "backbone", read_parts(run_dir, ("backbone",))["backbone"], str(run_dir))
+        for n, member in module.members.items():
+            for part, state in member_weights(run_dir, n).items():
+                load_part(member, part, state, f"{run_dir} ({n})")
+    return tasks, cfg, tokenizers, module
+
+
+def load_member(run_dir, cfg: dict, registry, name: str | None, weights: bool = True):
+    """(task, cfg, tokenizer, module) of one task of a joint run: a single-task model with the joint backbone."""
+    if name is None:
+        raise SuiteError(f"{run_dir}: a joint run of {', '.join(cfg['joint']['tasks'])}; say which task with --task NAME")
+    if name not in cfg["joint"]["tasks"]:
+        raise SuiteError(f"{run_dir}: task {name!r} is not one of this joint run's tasks ({', '.join(cfg['joint']['tasks'])})")
+    task = registry.task(name)
+    cfg = joint.task_config(joint.current(cfg, {name: task}), name)
+    tokenizer = tokenizer_of(Path(run_dir), task)
+    module = SuiteModule(task, tokenizer, cfg)
+    if weights:
+        load_part(module, "backbone", read_parts(run_dir, ("backbone",))["backbone"], str(run_dir))
+        for part, state in member_weights(run_dir, name).items():
+            load_part(module, part, state, str(run_dir))
+    return task, cfg, tokenizer, module
+
+
+def member_source(spec, task):
+    """``--init-from`` a joint run that trained ``task``: (that task's tokenizer, its ``adapter.`` and
+    ``head.`` tensors), so the run starts from all of the task's weights; None for any other source."""
+    path = Path(str(spec)) if spec else None
+    if path is None or not path.is_dir() or is_export(path) or not joint.is_joint(read_config(path)):
+        return None
+    if task.name not in read_config(path)["joint"]["tasks"]:
+        return None
+    state = {f"{part}.{k}": v for part, tensors in member_weights(path, task.name).items() for k, v in tensors.items()}
+    return tokenizer_of(path, task), state
+
+
+def save_joint_weights(module, run_dir: Path) -> None:
+    """A joint run's weights: the backbone as a single-task run's, each task's adapter and head in weights/<task>/."""
+    save_weights(module, run_dir, parts=("backbone",))
+    for n, member in module.members.items():
+        save_weights(member, run_dir, parts=("adapter", "head"), folder=f"weights/{n}")

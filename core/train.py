@@ -295,7 +295,7 @@ def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bo
         source = adopt_source_backbone(cfg, registry)
         # A task may adopt the source's vocabulary, and with it the source's embeddings.
         tokenizer = task.tokenizer_from_source(source[4], cfg) if source else None
-        member = None if source else joint.member_source(cfg["init"].get("from"), task)
+        member = None if source else runs.member_source(cfg["init"].get("from"), task)
         if member:  # a joint run that trained this task: its tokenizer, adapter and head too
             tokenizer = member[0]
             source = (*runs.resolve_init(str(cfg["init"]["from"]), registry), Pretrained({}, member[1]))
@@ -361,7 +361,7 @@ def print_results(results: dict, primary: str) -> None:
 
 def evaluate_run(run_dir: Path, registry, progress: bool = True) -> dict:
     if joint.is_joint(runs.read_config(run_dir)):
-        return joint.evaluate_run(run_dir, registry, progress)
+        return evaluate_joint_run(run_dir, registry, progress)
     quiet_lightning()
     task, cfg, tokenizer, module = runs.load_run(run_dir, registry)
     machine.configure(cfg)
@@ -382,3 +382,76 @@ def predict(run_dir: Path, text: str, options: dict, registry, task: str | None 
 
 def resolve_for_train(task, registry, *, config_file=None, overrides=None, args=()) -> dict:
     return config_mod.resolve(task, config_file=config_file, overrides=overrides, presets=registry.all_presets(), args=args)
+
+
+# -- joint runs (core/joint.py): the same steps for several tasks on one backbone -------------------
+def train_joint(tasks: dict, cfg: dict, registry, *, resume: Path | None = None, progress: bool = True) -> Path:
+    """Train a joint run and write its run directory (as ``train`` does for one task)."""
+    quiet_lightning()
+    settings = machine.configure(continued_threads(cfg, resume))
+    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+    for n, task in tasks.items():
+        prepare(task, joint.task_config(cfg, n))
+    if resume is not None:
+        run_dir = Path(resume)
+        _, _, tokenizers, module = runs.load_joint(run_dir, registry, weights=False)
+        ckpt, init_counts = resumed(run_dir, module, cfg)
+    else:
+        source = adopt_source_backbone(cfg, registry)
+        tokenizers = joint.Tokenizers({n: t.build_tokenizer(joint.task_config(cfg, n)) for n, t in tasks.items()})
+        module = joint.JointModule(tasks, tokenizers, cfg)
+        init_counts = apply_init(module, cfg, registry, source)
+        run_dir = shared_run_dir(cfg)
+        ckpt = None
+    with cleaned_up_on_failure(run_dir, fresh=resume is None):
+        if launch_rank() == 0:
+            runs.save_run_files(run_dir, cfg, tokenizers)
+        say(f"run directory: {run_dir}")
+        t = cfg["trainer"]
+        budget = f"{t['max_steps']} steps" if int(t.get("max_steps", -1)) >= 0 else f"{t.get('max_epochs')} epochs"
+        say(f"joint run of {', '.join(tasks)} (mix {cfg['joint']['mix']}): {sum(p.numel() for p in module.parameters()):,} "
+                   f"parameters, backbone {runs.describe_backbone(cfg['backbone'])}, {budget}")
+        say(f"precision {t.get('precision', '32-true')}, {settings}")
+        if cfg["run"].get("compile"):
+            backend = cfg["run"]["compile"]
+            module.backbone.compile(backend="inductor" if backend is True else str(backend))
+        dm = joint.JointDataModule(tasks, tokenizers, cfg)
+        trainer = make_trainer(joint.trainer_settings(cfg), run_dir, progress=progress)
+        train_time = fit(trainer, module, dm, run_dir, ckpt)
+        results = evaluate_module(module, dm, cfg, progress, trainer=trainer)
+        if trainer.global_rank != 0:
+            return run_dir
+        runs.save_joint_weights(module, run_dir)
+        for split, extra in module.artifacts.items():
+            for name, value in extra.items():
+                (run_dir / joint.split_name(split)[0]).mkdir(exist_ok=True)
+                runs.write_json(run_dir / f"{split}_{name}.json", value)
+        per_task = {}
+        for (n, m), weight in zip(module.members.items(), dm.weights):
+            per_task[n] = {"primary": m.objective.primary, "higher_is_better": m.objective.higher_is_better,
+                           "steps": module.task_steps[n], "mix": round(weight / sum(dm.weights), 6),
+                           "splits": {joint.split_name(s)[1]: v for s, v in results.items() if joint.split_name(s)[0] == n}}
+        metrics = {"task": cfg["task"], "tasks": per_task, "step": trainer.global_step,
+                   "train_seconds": round(train_time, 1), "splits": results, "history": module.history,
+                   "init": init_counts, "best": None, "world_size": trainer.world_size}
+        runs.write_json(run_dir / "metrics.json", metrics)
+    print_joint_results(results, {n: info["primary"] for n, info in per_task.items()})
+    print(f"run directory: {run_dir}")
+    return run_dir
+
+
+def print_joint_results(results: dict, primaries: dict[str, str]) -> None:
+    """One table per task, its primary metric first."""
+    for n, primary in primaries.items():
+        print_results({s: v for s, v in results.items() if joint.split_name(s)[0] == n}, primary)
+
+
+def evaluate_joint_run(run_dir: Path, registry, progress: bool = True) -> dict:
+    quiet_lightning()
+    tasks, cfg, tokenizers, module = runs.load_joint(run_dir, registry)
+    machine.configure(cfg)
+    for n, task in tasks.items():
+        prepare(task, joint.task_config(cfg, n))
+    results = evaluate_module(module, joint.JointDataModule(tasks, tokenizers, cfg), cfg, progress)
+    print_joint_results(results, {n: m.objective.primary for n, m in module.members.items()})
+    return results
