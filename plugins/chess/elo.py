@@ -15,190 +15,29 @@ model wins or loses every game: the interval is then open on one side.
 
 Games run in parallel, one process per core by default (a ``concurrent.futures`` process pool),
 each with its own copy of the model and its own single-threaded Stockfish.
+
+Three files, one idea each: ladder.py plays the games, rating.py fits the rating, and this one is
+the command (configure, run) and its report (the table, the summary JSON, the rating's line). The
+names of the other two that this module had (``fit_elo``, ``play_job``, ...) are still importable from it.
 """
 from __future__ import annotations
 
-import datetime
 import json
-import multiprocessing
-import multiprocessing.util
-import os
-import random
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import chess
 import chess.engine
-import chess.pgn
 
 import suite
 
 from .generate import cpu_cores, find_stockfish
-from .play import check_variety, load_player, model_points, play_game, variety_options
-from .policy import random_opening
+from .ladder import CALIBRATION, Engine, level_name, make_jobs, play_job, play_ladder
+from .play import check_variety, load_player, variety_options
+from .rating import HIGH, LOW, expected, fit_elo
 
-LOW, HIGH = -1000.0, 4000.0  # the search range of every fitted rating
-CALIBRATION = "calibration"
-
-
-# -- the fit -----------------------------------------------------------------------------------
-def expected(diff):
-    """Expected score of a player rated ``diff`` above the opponent."""
-    import numpy as np
-
-    return 1.0 / (1.0 + np.power(10.0, -np.asarray(diff, dtype=float) / 400.0))
-
-
-def fit_elo(games: list[tuple[str, str, float]], anchors: dict[str, float], subject: str = "model") -> dict:
-    """Maximum-likelihood ratings of the players not in ``anchors``, from (a, b, score of a) games.
-
-    Returns ``subject``'s rating (``elo``) and its 95% profile-likelihood interval (``ci95``; a
-    bound is None where the interval reaches the edge of the search range, e.g. after all wins),
-    and every fitted rating (``ratings``). Where the interval is open on one side the maximum sits
-    at the edge of the search range and means nothing: ``elo`` is then None, and ``elo_bound`` is the
-    interval's one bound, ``bound`` its side ("lower" after only wins, "upper" after only losses;
-    both None where the interval is closed, or open on both sides)."""
-    import numpy as np
-    from scipy import optimize, stats
-
-    players = sorted({p for a, b, _ in games for p in (a, b)} - set(anchors))
-    if subject not in players:
-        raise suite.SuiteError(f"no games of {subject!r} to rate")
-    index = {p: i for i, p in enumerate(players)}
-    a = [g[0] for g in games]
-    b = [g[1] for g in games]
-    s = np.array([g[2] for g in games], dtype=float)
-
-    def ratings(x, name):
-        return x[index[name]] if name in index else anchors[name]
-
-    def nll(x):
-        diff = np.array([ratings(x, p) - ratings(x, q) for p, q in zip(a, b)])
-        e = np.clip(expected(diff), 1e-12, 1 - 1e-12)
-        return -float(np.sum(s * np.log(e) + (1 - s) * np.log(1 - e)))
-
-    others = [p for p in players if p != subject]
-    start = float(np.mean(list(anchors.values()))) if anchors else 1500.0
-
-    def profile(r: float) -> tuple[float, np.ndarray]:
-        """The smallest negative log-likelihood with ``subject`` fixed at ``r``."""
-        if not others:
-            x = np.array([r])
-            return nll(x), x
-
-        def f(y):
-            x = np.empty(len(players))
-            x[index[subject]] = r
-            for p, v in zip(others, y):
-                x[index[p]] = v
-            return nll(x)
-
-        res = optimize.minimize(f, np.full(len(others), start), method="L-BFGS-B", bounds=[(LOW, HIGH)] * len(others))
-        return float(res.fun), res.x
-
-    best = optimize.minimize_scalar(lambda r: profile(r)[0], bounds=(LOW, HIGH), method="bounded", options={"xatol": 0.05})
-    r_hat, nll_min = float(best.x), float(best.fun)
-    limit = stats.chi2.ppf(0.95, 1) / 2.0  # the likelihood-ratio statistic 2 * (nll - nll_min) <= chi2(1) 95%
-    gap = lambda r: profile(r)[0] - nll_min - limit  # noqa: E731
-    lo = optimize.brentq(gap, LOW, r_hat) if gap(LOW) > 0 else None
-    hi = optimize.brentq(gap, r_hat, HIGH) if gap(HIGH) > 0 else None
-    x = profile(r_hat)[1]
-    if not others:
-        fitted = {subject: r_hat}
-    else:
-        fitted = {subject: r_hat, **{p: float(v) for p, v in zip(others, x)}}
-    # An interval open on one side leaves the maximum at the edge of the search range: only the bound counts.
-    bound = "lower" if hi is None and lo is not None else "upper" if lo is None and hi is not None else None
-    elo_bound = lo if bound == "lower" else hi if bound == "upper" else None
-    return {"elo": r_hat if lo is not None and hi is not None else None, "ci95": [lo, hi], "elo_bound": elo_bound,
-            "bound": bound, "ratings": fitted, "games": len(games)}
-
-
-def describe_fit(fit: dict) -> str:
-    lo, hi = fit["ci95"]
-    if lo is None and hi is None:
-        return "no estimate: the games say nothing about the rating"
-    if lo is None:
-        return f"Elo below {hi:.0f} (95% upper bound; it lost every game that counts, so there is no lower bound)"
-    if hi is None:
-        return f"Elo above {lo:.0f} (95% lower bound; it won every game that counts, so there is no upper bound)"
-    return f"Elo {fit['elo']:.0f} (95% CI {lo:.0f}-{hi:.0f})"
-
-
-# -- the games, in worker processes ------------------------------------------------------------
-_WORKER: dict = {}
-
-
-def _init_worker(run_dir: str, stockfish: str, movetime: float) -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    _WORKER.clear()
-    _WORKER.update(model=load_player(run_dir) if run_dir else None, stockfish=stockfish, movetime=movetime, engines={})
-    # The engines' I/O threads would keep a worker alive at the pool's shutdown: quit them on exit.
-    multiprocessing.util.Finalize(None, _close_engines, exitpriority=10)
-
-
-def _close_engines() -> None:
-    for engine in _WORKER.get("engines", {}).values():
-        engine.close()
-    _WORKER.clear()
-
-
-class Engine:
-    """Stockfish at one level: ("elo", rating) with the strength limiter at --movetime, or ("nodes", N) at full strength."""
-
-    def __init__(self, path: str, level: tuple[str, int], movetime: float):
-        self.engine = chess.engine.SimpleEngine.popen_uci(path)
-        self.engine.configure({"Threads": 1, "Hash": 16})
-        kind, value = level
-        if kind == "elo":
-            self.engine.configure({"UCI_LimitStrength": True, "UCI_Elo": int(value)})
-            self.limit = chess.engine.Limit(time=movetime)
-        else:
-            self.limit = chess.engine.Limit(nodes=int(value))
-
-    def move(self, board: chess.Board) -> chess.Move:
-        return self.engine.play(board, self.limit).move
-
-    def close(self):
-        self.engine.quit()
-
-
-def _engine(level: tuple[str, int]) -> Engine:
-    engines = _WORKER["engines"]
-    if level not in engines:
-        engines[level] = Engine(_WORKER["stockfish"], level, _WORKER["movetime"])
-    return engines[level]
-
-
-def play_job(job: dict) -> dict:
-    """One game of the ladder; returns the job with the game's PGN text and the first player's score."""
-    rng = random.Random(job["seed"])
-    opening = [chess.Move.from_uci(m) for m in job["opening"]]
-    if job["kind"] == CALIBRATION:  # Stockfish's node level against its lowest UCI_Elo level
-        weak, anchor = _engine(job["level"]), _engine(job["anchor"])
-        board = chess.Board()
-        for m in opening:
-            board.push(m)
-        while not board.is_game_over() and board.ply() < job["max_plies"]:
-            board.push((weak if board.turn == job["first_white"] else anchor).move(board))
-        outcome = board.outcome()
-        game = chess.pgn.Game.from_board(board)
-        game.headers["Result"] = outcome.result() if outcome else "1/2-1/2"
-    else:
-        game = play_game(_WORKER["model"], _engine(job["level"]), job["first_white"], job["max_plies"], rules=job["rules"],
-                         opening=opening, temperature=job["temperature"], rng=rng)
-    white, black = (job["first"], job["second"]) if job["first_white"] else (job["second"], job["first"])
-    game.headers.update({"Event": "suite elo", "Site": "suite", "Round": str(job["index"] + 1), "White": white, "Black": black,
-                         "Date": datetime.date.today().strftime("%Y.%m.%d")})
-    return {**job, "pgn": str(game), "score": model_points(game, job["first_white"])}
-
-
-def level_name(level: tuple[str, int], engine_name: str) -> str:
-    kind, value = level
-    return f"{engine_name} UCI_Elo {value}" if kind == "elo" else f"{engine_name} {value} nodes"
+__all__ = ["CALIBRATION", "Engine", "HIGH", "LOW", "configure", "describe_fit", "expected", "fit_elo", "level_name",
+           "load_player", "make_jobs", "parse_levels", "play_job", "play_ladder", "report", "run"]
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -233,26 +72,6 @@ def parse_levels(text: str, option) -> list[int]:
     if clamped != sorted(set(levels)):
         print(f"note: this Stockfish accepts UCI_Elo {option.min}-{option.max}; levels {','.join(map(str, clamped))}")
     return clamped
-
-
-def make_jobs(args, levels: list[tuple[str, int]], names: dict, me: str) -> list[dict]:
-    rng = random.Random(f"elo:{args.seed}")
-    jobs = []
-    ladder = [(level, args.games, "model") for level in levels]
-    anchor = next((lv for lv in levels if lv[0] == "elo"), None)
-    nodes_level = next((lv for lv in levels if lv[0] == "nodes"), None)
-    if nodes_level and anchor:
-        ladder.append((nodes_level, args.calibration_games if args.calibration_games is not None else args.games, CALIBRATION))
-    for level, games, kind in ladder:
-        opening: list[str] = []
-        for i in range(games):
-            if i % 2 == 0:
-                opening = [m.uci() for m in random_opening(rng, args.open_plies, args.book)] if (args.open_plies or args.book) else []
-            first, second = (me, names[level]) if kind == "model" else (names[level], names[anchor])
-            jobs.append({"index": len(jobs), "kind": kind, "level": level, "anchor": anchor, "first": first, "second": second,
-                         "first_white": i % 2 == 0, "opening": opening, "seed": rng.getrandbits(63),
-                         "max_plies": args.max_plies, "rules": not args.raw, "temperature": args.temperature})
-    return jobs
 
 
 def run(args) -> int:
@@ -296,26 +115,31 @@ def run(args) -> int:
             bar.advance(task)
 
         try:
-            if workers == 1:
-                _init_worker(*init)
-                for job in jobs:
-                    done(play_job(job))
-            else:
-                ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-                with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init) as pool:
-                    futures = [pool.submit(play_job, job) for job in jobs]
-                    try:
-                        for f in as_completed(futures):
-                            done(f.result())
-                    except BaseException:
-                        for f in futures:
-                            f.cancel()
-                        raise
+            # This module's play_job and load_player, looked up now: the tests replace them here.
+            play_ladder(jobs, workers, init, done, play=play_job, load=load_player)
         except chess.engine.EngineError as e:
             raise suite.SuiteError(f"Stockfish ({path}) failed: {e}") from None
-        finally:
-            _close_engines()
     results.sort(key=lambda r: r["index"])
+    report(args, results, levels, names, engine_name, me, out, start)
+    return 0
+
+
+# -- the report ------------------------------------------------------------------------------------
+def describe_fit(fit: dict) -> str:
+    lo, hi = fit["ci95"]
+    if lo is None and hi is None:
+        return "no estimate: the games say nothing about the rating"
+    if lo is None:
+        return f"Elo below {hi:.0f} (95% upper bound; it lost every game that counts, so there is no lower bound)"
+    if hi is None:
+        return f"Elo above {lo:.0f} (95% lower bound; it won every game that counts, so there is no upper bound)"
+    return f"Elo {fit['elo']:.0f} (95% CI {lo:.0f}-{hi:.0f})"
+
+
+def report(args, results: list[dict], levels: list[tuple[str, int]], names: dict, engine_name: str, me: str, out: Path,
+           start: float) -> None:
+    """Fit the rating to the ladder's games, print a line a level and the rating, and write the
+    summary next to the games (``out`` with the suffix .json)."""
     games = [(r["first"], r["second"], r["score"]) for r in results]
     anchors = {names[lv]: float(lv[1]) for lv in levels if lv[0] == "elo"}
     fit = fit_elo(games, anchors, subject=me)
@@ -344,5 +168,3 @@ def run(args) -> int:
     print(f"{me}: {describe_fit(fit)}, maximum likelihood over {len(games)} games "
           f"(anchors: {engine_name}'s UCI_Elo, calibrated on CCRL 40/4 engine ratings at 60+0.6 s; see docs/chess.md)")
     print(f"games: {out}")
-    return 0
-

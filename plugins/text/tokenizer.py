@@ -6,6 +6,9 @@ language model's bits per byte is computed from those counts, so it is comparabl
 Text is held as ``str`` decoded with ``surrogateescape``: bytes that are not UTF-8 survive as lone
 surrogates, the byte tokenizer turns them back into the exact original bytes, and a subword
 tokenizer sees U+FFFD in their place. Non-UTF-8 input is never fatal.
+
+Which of the two a run uses (``data.tokenizer``: auto, bytes, source) is decided at the end of
+this file: ``byte_tokenizer`` without a weight source, ``source_tokenizer`` with one.
 """
 from __future__ import annotations
 
@@ -159,3 +162,37 @@ def load_tokenizer(state: dict) -> suite.Tokenizer:
             raise ValueError(f"its vocabulary (spec) does not load: {str(e).splitlines()[0]}") from None
         return tokenizer
     return ByteTokenizer(**state)
+
+
+# -- which tokenizer a run uses (data.tokenizer) ----------------------------------------------------
+TOKENIZER_CHOICES = ("auto", "bytes", "source")
+
+
+def tokenizer_choice(cfg: dict) -> str:
+    choice = cfg["data"].get("tokenizer", "auto")
+    if choice not in TOKENIZER_CHOICES:
+        raise suite.SuiteError(f"data.tokenizer must be one of {', '.join(TOKENIZER_CHOICES)}, not {choice!r}")
+    return choice
+
+
+def byte_tokenizer(cfg: dict, classes=()) -> ByteTokenizer:
+    """The default tokenizer: raw bytes (without --init-from a source, or with data.tokenizer bytes)."""
+    if tokenizer_choice(cfg) == "source":
+        raise suite.SuiteError("data.tokenizer source needs --init-from a weight source that has a vocabulary (hf:PATH, minilm)")
+    return ByteTokenizer(classes=list(classes))
+
+
+def source_tokenizer(pretrained: suite.Pretrained, cfg: dict):
+    """The source's vocabulary, if the run wants it (data.tokenizer auto/source) and the source has one."""
+    choice = tokenizer_choice(cfg)
+    if choice == "bytes":
+        return None
+    if pretrained.tokenizer is None or pretrained.tokenizer.get("family") not in ("bert", "gpt2"):
+        if choice == "source":
+            raise suite.SuiteError(f"--init-from {cfg['init']['from']}: the weight source has no vocabulary (data.tokenizer source)")
+        return None
+    tok = from_vocabulary(pretrained.tokenizer)
+    words = pretrained.state_dict.get("adapter.embed.weight")
+    if words is not None:
+        tok.size = int(words.shape[0])
+    return tok

@@ -134,3 +134,17 @@ def load_images(d: dict, seed: int) -> ImageSplits:
         raise suite.SuiteError(f"--data.dataset {name} needs --data.root DIR (add --data.download true to fetch it there)")
     classes, train_x, train_y, test_x, test_y = load_torchvision(name, str(Path(d["root"]).expanduser()), bool(d["download"]))
     return ImageSplits.complete(classes, {"train": (train_x, train_y), "test": (test_x, test_y)}, d, seed)
+
+
+# -- the configured data set, loaded once per process -------------------------------------------
+_CACHE: dict = {}
+
+
+def images_for(d: dict, seed: int) -> ImageSplits:
+    """The decoded images of the configured data set, loaded once per process."""
+    keys = ("dataset", "root", "download", "image_size", "channels", "val_fraction", "test_fraction")
+    key = (seed, *(str(d.get(k)) for k in keys))
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = load_images(d, seed)
+    return _CACHE[key]
