@@ -63,11 +63,13 @@ class ResumeCheckpoint(Checkpoint):
             self._save(trainer)
 
 
-def best_checkpoint(dirpath: Path, primary: str, higher_is_better: bool, weights_only: bool = True) -> ModelCheckpoint:
-    """``dirpath/best.ckpt``: the weights at the validation check with the best primary metric.
+def best_checkpoint(dirpath: Path, primary: str, higher_is_better: bool, weights_only: bool = True,
+                    name: str = "best") -> ModelCheckpoint:
+    """``dirpath/<name>.ckpt``: the weights at the validation check with the best ``val/<primary>``
+    (a joint run keeps one per task: best-<task>.ckpt, ``primary`` "<task>/<metric>").
     ``weights_only=False`` lets callbacks put their weights in it: a moving average's, the weights
     that validation scored."""
-    return ModelCheckpoint(dirpath=dirpath, filename="best", monitor=f"val/{primary}", mode="max" if higher_is_better else "min",
+    return ModelCheckpoint(dirpath=dirpath, filename=name, monitor=f"val/{primary}", mode="max" if higher_is_better else "min",
                            save_top_k=1, save_weights_only=weights_only, save_last=False, auto_insert_metric_name=False,
                            enable_version_counter=False)
 

@@ -125,7 +125,7 @@ def cmd_export(args, extra) -> int:
 
     if extra:
         raise SuiteError(f"unexpected arguments: {' '.join(extra)}")
-    written = export(Path(args.run_dir), args.format, Path(args.out), get_registry())
+    written = export(Path(args.run_dir), args.format, Path(args.out), get_registry(), task=args.task)
     print(f"wrote {args.out}/: {', '.join(written)}")
     return 0
 
@@ -281,6 +281,8 @@ def build_parser(registry, train_help: str = "") -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="a run directory")
     p.add_argument("--format", default="hf", choices=("hf", "onnx"), help="hf (default) or onnx")
     p.add_argument("--out", required=True, help="the directory to write")
+    p.add_argument("--task", help="the task to export, for a joint run (suite train --task A,B): a single-task model "
+                                   "with the joint backbone")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("runs", help="list the runs of a directory: task, date, steps, time, key metrics; newest first",

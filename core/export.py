@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import warnings
-import shutil
 from pathlib import Path
 
 import torch
@@ -32,11 +31,12 @@ FORMATS = ("hf", "onnx")
 MODEL_INPUTS = ("inputs", "padding", "prefix_len", "positions")  # the batch keys the adapter and backbone read
 
 
-def export(run_dir: Path, fmt: str, out: Path, registry) -> list[str]:
-    """Write the export of ``run_dir`` to ``out``; returns the names of the files written."""
+def export(run_dir: Path, fmt: str, out: Path, registry, task: str | None = None) -> list[str]:
+    """Write the export of ``run_dir`` to ``out``; returns the names of the files written. ``task``:
+    for a joint run, the task to export, as a single-task model with the joint backbone."""
     if fmt not in FORMATS:
         raise SuiteError(f"--format {fmt}: not an export format; formats: {', '.join(FORMATS)}")
-    task, cfg, tokenizer, module = runs.load_run(run_dir, registry)
+    task, cfg, tokenizer, module = runs.load_run(run_dir, registry, task=task)
     module.eval()
     out = Path(out)
     if out.resolve() == Path(run_dir).resolve():
@@ -50,6 +50,8 @@ def export(run_dir: Path, fmt: str, out: Path, registry) -> list[str]:
 # -- Hugging Face-style directory -------------------------------------------------------------------
 def export_hf(run_dir: Path, task, cfg: dict, tokenizer, module, out: Path) -> list[str]:
     metrics = runs.read_metrics(run_dir, missing_ok=True)  # read before anything is written: a damaged one stops here
+    if metrics is not None and "tasks" in metrics:
+        metrics = member_metrics(metrics, task.name, run_dir)
     b = cfg["backbone"]
     config = {
         "model_type": "suite", "architectures": ["SuiteModule"], "task": task.name, "domain": task.domain,
@@ -65,10 +67,21 @@ def export_hf(run_dir: Path, task, cfg: dict, tokenizer, module, out: Path) -> l
     runs.write_json(out / runs.EXPORT_TOKENIZER, tokenizer.state())
     written = [runs.EXPORT_CONFIG, runs.EXPORT_WEIGHTS, runs.EXPORT_TOKENIZER]
     if metrics is not None:
-        shutil.copyfile(Path(run_dir) / "metrics.json", out / "metrics.json")
+        runs.write_json(out / "metrics.json", metrics)
         written.append("metrics.json")
     runs.write_text(out / "README.md", model_card(task, cfg, metrics, n_params=sum(v.numel() for v in state.values())))
     return written + ["README.md"]
+
+
+def member_metrics(metrics: dict, name: str, run_dir: Path) -> dict:
+    """A joint run's metrics.json as one of its tasks' own: what an export of that task holds."""
+    t = metrics["tasks"][name]
+    history = [{"step": h["step"], **{k.partition("/")[2]: v for k, v in h.items() if k.startswith(f"{name}/")}}
+               for h in metrics.get("history", [])]
+    return {"task": name, "step": metrics["step"], "train_seconds": metrics.get("train_seconds"), "primary": t["primary"], "higher_is_better": t["higher_is_better"],
+            "splits": t["splits"], "history": history, "init": metrics.get("init"),
+            "best": (metrics.get("best") or {}).get(name),
+            "joint": {"run": str(run_dir), "tasks": list(metrics["tasks"]), "steps": t.get("steps"), "mix": t.get("mix")}}
 
 
 def model_card(task, cfg: dict, metrics: dict | None, n_params: int) -> str:

@@ -65,6 +65,7 @@ def save_weights(module, run_dir: Path, parts=PARTS, folder: str = "weights") ->
 
 
 METRICS_KEYS = ("step", "primary", "higher_is_better", "splits")  # what every finished run's metrics.json holds
+JOINT_METRICS_KEYS = ("step", "tasks", "splits")  # a joint run's: the primary metric is each task's
 
 
 def read_metrics(run_dir: Path, missing_ok: bool = False) -> dict | None:
@@ -75,7 +76,8 @@ def read_metrics(run_dir: Path, missing_ok: bool = False) -> dict | None:
         return None
     hint = ("export the run again" if is_export(run_dir) else
             f"delete it and run `suite train --resume {run_dir}`, which writes it again")
-    return read_json(path, hint, METRICS_KEYS)
+    joint_run = not is_export(run_dir) and isinstance(read_config(run_dir).get("joint"), dict)
+    return read_json(path, hint, JOINT_METRICS_KEYS if joint_run else METRICS_KEYS)
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -96,9 +96,11 @@ class MovingAverage(EMAWeightAveraging):
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
 
-def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extra_callbacks=(), objective=None) -> pl.Trainer:
+def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extra_callbacks=(), objective=None,
+                 objectives: dict | None = None) -> pl.Trainer:
     """The Trainer of a run: ``cfg['trainer']`` as Lightning takes it, the CSV log, checkpoints/last.ckpt
-    for resuming and, given the run's ``objective``, checkpoints/best.ckpt at its best validation."""
+    for resuming and, given the run's ``objective``, checkpoints/best.ckpt at its best validation
+    (a joint run's ``objectives``, by task: checkpoints/best-<task>.ckpt at each task's best)."""
     t = dict(cfg["trainer"])
     accepted = inspect.signature(pl.Trainer).parameters
     for key in t:
@@ -115,6 +117,9 @@ def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extr
         if objective is not None:
             callbacks.append(best_checkpoint(run_dir / "checkpoints", objective.primary, objective.higher_is_better,
                                              weights_only=not ema))
+        for task, o in (objectives or {}).items():
+            callbacks.append(best_checkpoint(run_dir / "checkpoints", f"{task}/{o.primary}", o.higher_is_better,
+                                             weights_only=not ema, name=f"best-{task}"))
         callbacks.append(ResumeCheckpoint(run_dir / "checkpoints", int(cfg["run"]["checkpoint_every"])))
     return pl.Trainer(
         **t,
@@ -182,10 +187,10 @@ def adopt_source_backbone(cfg: dict, registry) -> tuple | None:
 
 
 def evaluate_module(module: SuiteModule, dm: SuiteDataModule, cfg: dict, progress: bool = True,
-                    trainer: pl.Trainer | None = None) -> dict:
-    """Metrics on "val" and every "test*" split, with the module as it is. ``trainer``: the one
-    that trained it (under DDP every rank evaluates its part); by default a new one-device Trainer."""
-    module.test_splits = dm.eval_splits = dm.all_splits
+                    trainer: pl.Trainer | None = None, splits: list[str] | None = None) -> dict:
+    """Metrics on "val" and every "test*" split (or ``splits``), with the module as it is. ``trainer``:
+    the one that trained it (under DDP every rank evaluates its part); by default a new one-device Trainer."""
+    module.test_splits = dm.eval_splits = list(splits or dm.all_splits)
     if trainer is None:
         trainer = make_trainer({**cfg, "trainer": {**cfg["trainer"], "devices": 1, "strategy": "auto", "num_nodes": 1}},
                                None, progress=progress)
@@ -416,12 +421,15 @@ def train_joint(tasks: dict, cfg: dict, registry, *, resume: Path | None = None,
             backend = cfg["run"]["compile"]
             module.backbone.compile(backend="inductor" if backend is True else str(backend))
         dm = joint.JointDataModule(tasks, tokenizers, cfg)
-        trainer = make_trainer(joint.trainer_settings(cfg), run_dir, progress=progress)
+        trainer = make_trainer(joint.trainer_settings(cfg), run_dir, progress=progress,
+                               objectives={n: m.objective for n, m in module.members.items()})
         train_time = fit(trainer, module, dm, run_dir, ckpt)
         results = evaluate_module(module, dm, cfg, progress, trainer=trainer)
+        if trainer.global_rank == 0:
+            runs.save_joint_weights(module, run_dir)
+        best = evaluate_joint_best(module, dm, cfg, trainer, progress, results)
         if trainer.global_rank != 0:
             return run_dir
-        runs.save_joint_weights(module, run_dir)
         for split, extra in module.artifacts.items():
             for name, value in extra.items():
                 (run_dir / joint.split_name(split)[0]).mkdir(exist_ok=True)
@@ -433,11 +441,31 @@ def train_joint(tasks: dict, cfg: dict, registry, *, resume: Path | None = None,
                            "splits": {joint.split_name(s)[1]: v for s, v in results.items() if joint.split_name(s)[0] == n}}
         metrics = {"task": cfg["task"], "tasks": per_task, "step": trainer.global_step,
                    "train_seconds": round(train_time, 1), "splits": results, "history": module.history,
-                   "init": init_counts, "best": None, "world_size": trainer.world_size}
+                   "init": init_counts, "best": best, "world_size": trainer.world_size}
         runs.write_json(run_dir / "metrics.json", metrics)
     print_joint_results(results, {n: info["primary"] for n, info in per_task.items()})
     print(f"run directory: {run_dir}")
     return run_dir
+
+
+def evaluate_joint_best(module, dm, cfg: dict, trainer: pl.Trainer, progress: bool, last: dict) -> dict | None:
+    """{task: {"step", "splits"}} of each task's checkpoints/best-<task>.ckpt, its splits evaluated
+    with those weights (``last``, the run's own metrics, where the best is the last step); the module
+    is left at the weights of the last one loaded."""
+    best = {}
+    for c in trainer.callbacks:
+        if not isinstance(c, ModelCheckpoint) or not c.best_model_path or not Path(c.best_model_path).is_file():
+            continue
+        name = Path(c.best_model_path).stem.removeprefix("best-")
+        own = [s for s in dm.all_splits if joint.split_name(s)[0] == name]
+        state = torch.load(c.best_model_path, map_location="cpu", weights_only=False)  # this run's own file
+        if state["global_step"] == trainer.global_step:
+            splits = {s: last[s] for s in own}
+        else:
+            module.load_state_dict(state["state_dict"])
+            splits = evaluate_module(module, dm, cfg, progress, trainer=trainer, splits=own)
+        best[name] = {"step": state["global_step"], "splits": {joint.split_name(s)[1]: v for s, v in splits.items()}}
+    return best or None
 
 
 def print_joint_results(results: dict, primaries: dict[str, str]) -> None:

@@ -74,6 +74,54 @@ def test_eval_and_predict_a_joint_run(joint_run, capsys):
     assert code == 2 and "task 'chess' is not one of this joint run's tasks" in err
 
 
+def test_a_joint_run_keeps_each_tasks_best_checkpoint(joint_run):
+    m = metrics(joint_run)
+    assert set(m["best"]) == {"vision", "audio", "arithmetic"}
+    for task, best in m["best"].items():
+        assert (joint_run / "checkpoints" / f"best-{task}.ckpt").is_file()
+        primary = m["tasks"][task]["primary"]
+        scored = next(h for h in m["history"] if h["step"] == best["step"])
+        values = [h[f"{task}/{primary}"] for h in m["history"]]
+        chosen = max(values) if m["tasks"][task]["higher_is_better"] else min(values)
+        assert scored[f"{task}/{primary}"] == chosen  # the check with the task's best validation score
+        # its weights, evaluated again, score what validation scored
+        assert best["splits"]["val"][primary] == pytest.approx(scored[f"{task}/{primary}"], abs=1e-6)
+        assert set(best["splits"]) == set(m["tasks"][task]["splits"])
+
+
+def test_a_task_of_a_joint_run_exports_as_a_single_task_model(joint_run, capsys, tmp_path):
+    from suite import get_registry
+    from suite.train import evaluate_run
+
+    code, _, err = suite_main(capsys, "export", joint_run, "--out", tmp_path / "x")
+    assert code == 2 and "say which task with --task NAME" in err
+    code, out, err = suite_main(capsys, "export", joint_run, "--task", "vision", "--out", tmp_path / "vision")
+    assert code == 0, err
+    exported = json.loads((tmp_path / "vision" / "metrics.json").read_text())
+    m = metrics(joint_run)
+    assert exported["task"] == "vision" and exported["splits"] == m["tasks"]["vision"]["splits"]
+    assert exported["joint"]["tasks"] == ["vision", "audio", "arithmetic"] and exported["best"] == m["best"]["vision"]
+    weights = load_file(tmp_path / "vision" / "model.safetensors")
+    backbone = load_file(joint_run / "weights" / "backbone.safetensors")
+    head = load_file(joint_run / "weights" / "vision" / "head.safetensors")
+    assert all(torch.equal(weights[f"backbone.{k}"], v) for k, v in backbone.items())
+    assert all(torch.equal(weights[f"head.{k}"], v) for k, v in head.items())
+    results = evaluate_run(tmp_path / "vision", get_registry(), progress=False)  # a single-task model now
+    for split, values in m["tasks"]["vision"]["splits"].items():
+        assert results[split] == pytest.approx(values, abs=1e-6), split
+
+
+def test_a_finished_joint_run_continues_with_more_steps(joint_run, capsys, tmp_path):
+    import shutil
+
+    run = tmp_path / "more"
+    shutil.copytree(joint_run, run)
+    code, _, err = suite_main(capsys, "train", "--resume", run, "--trainer.max_steps", 36, "--no-progress")
+    assert code == 0, err
+    m = metrics(run)
+    assert m["step"] == 36 and [h["step"] for h in m["history"]] == [12, 24, 36]
+
+
 def test_init_from_a_joint_run_into_a_member_task_and_a_new_one(joint_run, capsys, tmp_path):
     code, out, err = suite_main(capsys, "train", "--task", "arithmetic", "--backbone.preset", "tiny", "--no-progress",
                                 "--trainer.max_steps", 2, "--data.val_size", 16, "--data.test_size", 16,
