@@ -49,7 +49,7 @@ def __getattr__(name: str):
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
     else:
-        try:  # a submodule, e.g. suite.runs, as before the exports were lazy
+        try:  # a submodule, e.g. suite.runs, reachable as an attribute of suite
             value = importlib.import_module(f".{name}", __name__)
         except ModuleNotFoundError as e:
             if e.name != f"{__name__}.{name}":

@@ -327,7 +327,8 @@ def parse(task, values: dict | None = None, args: list[str] = (), *, origin: str
     """The settings of a run of ``task``: its declared settings, set by ``values`` (a config:
     --config FILE and dotted overrides, or a run directory's config.yaml) and then by the
     command line's ``--section.key VALUE`` ``args``. ``unknown="warn"``: keys ``values`` has that
-    are no longer settings (an older run directory) are dropped with a warning instead of an error.
+    are not settings of this version (a run directory of an older one) are dropped with a warning
+    instead of an error.
     ``origin`` names where ``values`` come from, ``origins`` where single keys do, in error lines."""
     from jsonargparse import ArgumentError
 
@@ -366,9 +367,9 @@ def parse(task, values: dict | None = None, args: list[str] = (), *, origin: str
 
 
 def complete(cfg: dict, origin: str) -> dict:
-    """A run directory's config made current: settings added since the run was made take their
-    defaults, and keys of the shared sections that are no longer settings are dropped with a
-    warning, so that run directories of older versions keep loading. (The task's own sections are
+    """A run directory's config completed for this version: settings the run's config lacks take
+    their defaults, and keys of the shared sections that are not settings of this version are
+    dropped with a warning, so that run directories of older versions keep loading. (The task's own sections are
     completed by ``declared(task)`` where the task is known: ``runs.load_run``, ``parse``.)"""
 
     cfg = copy.deepcopy(cfg)

@@ -1,7 +1,7 @@
 """Data set helpers for plugins: splits fixed by a hash, class folders on disk, stratified
 train / val / test splits, and labelled splits encoded once.
 
-Every helper here used to exist in two or three plugins; a plugin author should find it here.
+Each function here serves two or more plugins; a plugin author should find it here.
 """
 from __future__ import annotations
 

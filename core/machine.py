@@ -8,7 +8,7 @@ other work keeps busy (sampled from /proc/stat over a fifth of a second when the
 asks; the 1-minute load average where there is no /proc), divided by the processes this run starts
 on the machine; one inter-op thread. Not the load average on Linux: it trails finished work by a
 minute or more, so a run started just after other work (`make demo` right after its own
-`pip install`, or after its own data generation) got one thread on an idle 2-core machine.
+`pip install`, or after its own data generation) would get one thread on an idle 2-core machine.
 
 Precision: float32 matmuls stay exact ("highest") unless ``run.matmul_precision`` asks for TF32
 ("high") or bfloat16 ("medium") on GPUs that have them; nothing is switched on silently.

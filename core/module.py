@@ -14,7 +14,7 @@ import torch
 
 from .backbone import Backbone, BackboneConfig
 from .errors import SuiteError
-from .freeze import FREEZE_MODES, freeze_backbone  # noqa: F401  (FREEZE_MODES: suite.module.FREEZE_MODES, as before)
+from .freeze import FREEZE_MODES, freeze_backbone  # noqa: F401  (FREEZE_MODES: importable as suite.module.FREEZE_MODES too)
 
 
 class TrainedModule(pl.LightningModule):

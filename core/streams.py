@@ -99,7 +99,7 @@ class Limited(Stream):
     """``n`` training samples of ``stream``, the same ones in every epoch, chosen by ``seed`` alone.
 
     An indexed stream (a data set read by index) keeps ``n`` of its places, picked by a permutation
-    keyed by the seed, and is reshuffled and augmented as before. A generated stream (every sample
+    keyed by the seed, and is reshuffled and augmented as the whole stream is. A generated stream (every sample
     drawn from the batch's generator: arithmetic problems, random text windows) becomes a pool of
     ``n`` samples, sample i drawn once from a generator keyed by (seed, i)."""
 

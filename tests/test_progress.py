@@ -1,5 +1,5 @@
 """Progress written to a file: plain lines, one every 5% of the steps or every 30 seconds, not a
-redrawn bar; on a terminal, TQDM as before."""
+redrawn bar; on a terminal, TQDM's bar."""
 import io
 import math
 import re

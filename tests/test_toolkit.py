@@ -11,7 +11,7 @@ import suite
 from suite import testing
 from suite.backbone import Backbone, BackboneConfig
 
-# What `import suite` exported before the plugin authors' kit: it must keep working (DESIGN.md, invariant 9).
+# What the first public API of `import suite` exported: it must keep working (DESIGN.md, invariant 9).
 API_BEFORE_THE_KIT = [
     "hookimpl", "Task", "WeightSource", "Pretrained", "SuiteError",
     "Tokenizer", "CharTokenizer", "EmbeddingAdapter", "PatchAdapter", "ClassifierHead", "TokenHead", "pool",
@@ -37,8 +37,8 @@ def test_hash_split_is_fixed_by_the_key_and_holds_out_the_asked_share():
 
 
 def test_hash_split_keeps_the_splits_that_arithmetic_and_text_always_had():
-    """Held-out problems and documents stay held out: with whole percents, the split is the one of
-    the old per-plugin code (crc32 % 100 against the percentages)."""
+    """Held-out problems and documents stay held out: with whole percents, the split is crc32 % 100
+    against the percentages (the reference function ``old`` below)."""
     def old(text, holdout):
         b = zlib.crc32(text.encode()) % 100
         return "train" if b >= holdout else "val" if b < holdout / 2 else "test"

@@ -11,7 +11,7 @@ from suite import transfer
 def test_student_and_welch_intervals_come_from_scipy():
     mean, ci = transfer.mean_ci([1.0, 2.0, 3.0])
     assert mean == 2.0 and ci == pytest.approx(sps.t.ppf(0.975, 2) / 3 ** 0.5)
-    # beyond 30 degrees of freedom too (the old hand-written table said 1.96 there)
+    # beyond 30 degrees of freedom too (where a table of 30 critical values would fall back to 1.96)
     values = [float(i % 7) for i in range(41)]
     _, ci = transfer.mean_ci(values)
     assert ci == pytest.approx(sps.t.ppf(0.975, 40) * sps.tstd(values) / 41 ** 0.5)
