@@ -74,7 +74,7 @@ def cmd_train(args, extra) -> int:
             train.adopt_source_backbone(cfg, registry)  # a weight source brings its architecture: show it
         print(config_mod.dump(cfg), end="")
         return 0
-    train.train(task, cfg, registry, resume=Path(args.resume) if args.resume else None, progress=not args.no_progress)
+    train.execute(train.Run.of(cfg, registry, resume=Path(args.resume) if args.resume else None, progress=not args.no_progress))
     return 0
 
 
@@ -98,8 +98,8 @@ def train_joint(args, extra, names: list[str], saved: dict | None, overrides: di
             train_mod.adopt_source_backbone(cfg, registry)
         print(config_mod.dump(cfg), end="")
         return 0
-    tasks = {n: registry.task(n) for n in names}
-    train_mod.train_joint(tasks, cfg, registry, resume=Path(args.resume) if args.resume else None, progress=not args.no_progress)
+    train_mod.execute(train_mod.Run.of(cfg, registry, resume=Path(args.resume) if args.resume else None,
+                                       progress=not args.no_progress))
     return 0
 
 

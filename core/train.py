@@ -10,6 +10,7 @@ import shutil
 import time
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -278,79 +279,176 @@ def resumed(run_dir: Path, module, cfg: dict) -> tuple[Path, dict | None]:
     return ckpt, done.get("init") if done else None
 
 
+@dataclass
+class Run:
+    """One run as it goes down, once: its settings (``cfg``, resolved), its tasks (one, or the tasks
+    of a joint run sharing the backbone, core/joint.py), the run it continues (``resume``); then
+    what ``build`` makes (tokenizers, module, data, run directory, the --init-from counts), what
+    ``fit`` trains, and what ``write`` puts in the run directory. A single-task run and a joint run
+    differ only in what is built and in the shape of metrics.json, here and nowhere else.
+
+    ``data_cache``: a dict shared by many runs in one process (the transfer matrix); single-task
+    runs of the same task, data settings and seed reuse one tokenizer and one set of datasets."""
+
+    cfg: dict
+    tasks: dict
+    registry: object
+    resume: Path | None = None
+    data_cache: dict | None = None
+    progress: bool = True
+    run_dir: Path | None = None
+    tokenizer: object = None  # a joint run: joint.Tokenizers, every task's by name
+    module: object = None
+    dm: object = None
+    init_counts: dict | None = None
+    ckpt: Path | None = None
+    cache_key: str | None = None
+
+    @classmethod
+    def of(cls, cfg: dict, registry, **kwargs) -> "Run":
+        """The run of a resolved config: its task, or a joint run's tasks."""
+        names = cfg["joint"]["tasks"] if joint.is_joint(cfg) else [cfg["task"]]
+        return cls(cfg, {n: registry.task(n) for n in names}, registry, **kwargs)
+
+    @property
+    def joint(self) -> bool:
+        return joint.is_joint(self.cfg)
+
+    @property
+    def task(self):
+        return next(iter(self.tasks.values()))
+
+    # -- build: tokenizers, module, weights to start from, data --------------------------------
+    def build(self) -> None:
+        cfg, registry = self.cfg, self.registry
+        for name, task in self.tasks.items():
+            prepare(task, joint.task_config(cfg, name) if self.joint else cfg)  # downloads and caches, once
+        if self.resume is not None:
+            self.run_dir = Path(self.resume)
+            load = runs.load_joint if self.joint else runs.load_run
+            self.tokenizer, self.module = load(self.run_dir, registry, weights=False)[2:]
+            self.ckpt, self.init_counts = resumed(self.run_dir, self.module, cfg)
+        elif self.joint:
+            source = adopt_source_backbone(cfg, registry)
+            self.tokenizer = joint.Tokenizers({n: t.build_tokenizer(joint.task_config(cfg, n)) for n, t in self.tasks.items()})
+            self.module = joint.JointModule(self.tasks, self.tokenizer, cfg)
+            self.init_counts = apply_init(self.module, cfg, registry, source)
+        else:
+            task, source = self.task, adopt_source_backbone(cfg, registry)
+            # A task may adopt the source's vocabulary, and with it the source's embeddings.
+            tokenizer = task.tokenizer_from_source(source[4], cfg) if source else None
+            member = None if source else runs.member_source(cfg["init"].get("from"), task)
+            if member:  # a joint run that trained this task: its tokenizer, adapter and head too
+                tokenizer = member[0]
+                source = (*runs.resolve_init(str(cfg["init"]["from"]), registry), Pretrained({}, member[1]))
+            own_parts = tokenizer is not None
+            if self.data_cache is not None and not own_parts:
+                self.cache_key = json.dumps([task.name, cfg["data"], cfg["seed"]], sort_keys=True, default=str)
+            cached = self.data_cache.get(self.cache_key) if self.cache_key else None
+            self.tokenizer, self.module = build(task, cfg, cached[0] if cached else tokenizer)
+            self.init_counts = apply_init(self.module, cfg, registry, source, own_parts=own_parts)
+        if self.run_dir is None:
+            self.run_dir = shared_run_dir(cfg)
+
+    def data(self):
+        if self.joint:
+            return joint.JointDataModule(self.tasks, self.tokenizer, self.cfg)
+        cached = self.data_cache.get(self.cache_key) if self.cache_key else None
+        dm = SuiteDataModule(self.task, self.tokenizer, self.cfg, datasets=cached[1] if cached else None)
+        if self.cache_key and not cached:
+            dm.setup()
+            self.data_cache[self.cache_key] = (self.tokenizer, dm.datasets)
+        return dm
+
+    def describe(self) -> str:
+        t = self.cfg["trainer"]
+        budget = f"{t['max_steps']} steps" if int(t.get("max_steps", -1)) >= 0 else f"{t.get('max_epochs')} epochs"
+        what = (f"joint run of {', '.join(self.tasks)} (mix {self.cfg['joint']['mix']})" if self.joint else f"task {self.task.name}")
+        return (f"{what}: {sum(p.numel() for p in self.module.parameters()):,} parameters, "
+                f"backbone {runs.describe_backbone(self.cfg['backbone'])}, {budget}")
+
+    def make_trainer(self) -> pl.Trainer:
+        if self.joint:
+            return make_trainer(joint.trainer_settings(self.cfg), self.run_dir, progress=self.progress,
+                                objectives={n: m.objective for n, m in self.module.members.items()})
+        return make_trainer(self.cfg, self.run_dir, progress=self.progress, objective=self.module.objective,
+                            extra_callbacks=self.task.callbacks(self.cfg))
+
+    # -- write: weights, artefacts, metrics.json ------------------------------------------------
+    def save_weights(self) -> None:
+        (runs.save_joint_weights if self.joint else runs.save_weights)(self.module, self.run_dir)
+        for split, extra in self.module.artifacts.items():
+            for name, value in extra.items():
+                (self.run_dir / f"{split}_{name}.json").parent.mkdir(exist_ok=True)  # a joint run: <task>/
+                runs.write_json(self.run_dir / f"{split}_{name}.json", value)
+
+    def best(self, trainer: pl.Trainer, results: dict) -> dict | None:
+        evaluate = evaluate_joint_best if self.joint else evaluate_best
+        return evaluate(self.module, self.dm, self.cfg, trainer, self.progress, results)
+
+    def metrics(self, trainer: pl.Trainer, results: dict, train_time: float, best) -> dict:
+        m = {"task": self.cfg["task"], "step": trainer.global_step, "train_seconds": round(train_time, 1)}
+        if self.joint:
+            per_task = {}
+            for (n, member), weight in zip(self.module.members.items(), self.dm.weights):
+                per_task[n] = {"primary": member.objective.primary, "higher_is_better": member.objective.higher_is_better,
+                               "steps": self.module.task_steps[n], "mix": round(weight / sum(self.dm.weights), 6),
+                               "splits": {joint.split_name(s)[1]: v for s, v in results.items() if joint.split_name(s)[0] == n}}
+            m["tasks"] = per_task
+        else:
+            m.update(primary=self.module.objective.primary, higher_is_better=self.module.objective.higher_is_better)
+        return {**m, "splits": results, "history": self.module.history, "init": self.init_counts, "best": best,
+                "world_size": trainer.world_size}
+
+    def print_results(self, results: dict) -> None:
+        if self.joint:
+            print_joint_results(results, {n: m.objective.primary for n, m in self.module.members.items()})
+        else:
+            print_results(results, self.module.objective.primary)
+
+
+def execute(run: Run) -> Path:
+    """A run, down once: machine settings and seed, build, write its files, fit with Lightning's
+    Trainer, evaluate (the last weights, then the best), write weights and metrics.json; returns
+    the run directory. Every process of a multi-device run executes it; rank 0 alone writes files."""
+    quiet_lightning()
+    settings = machine.configure(continued_threads(run.cfg, run.resume))
+    pl.seed_everything(int(run.cfg["seed"]), workers=True, verbose=False)
+    run.build()
+    with cleaned_up_on_failure(run.run_dir, fresh=run.resume is None):
+        if launch_rank() == 0:
+            runs.save_run_files(run.run_dir, run.cfg, run.tokenizer)
+        say(f"run directory: {run.run_dir}")
+        say(run.describe())
+        say(f"precision {run.cfg['trainer'].get('precision', '32-true')}, {settings}")
+        backend = run.cfg["run"].get("compile")
+        if backend:  # true: inductor; or a torch.compile backend's name
+            run.module.backbone.compile(backend="inductor" if backend is True else str(backend))  # in place: same state-dict keys
+            say(f"torch.compile: the backbone, backend {'inductor' if backend is True else backend}")
+        run.dm = run.data()
+        trainer = run.make_trainer()
+        train_time = fit(trainer, run.module, run.dm, run.run_dir, run.ckpt)
+        results = evaluate_module(run.module, run.dm, run.cfg, run.progress, trainer=trainer)
+        if trainer.global_rank == 0:
+            run.save_weights()
+        best = run.best(trainer, results)
+        if trainer.global_rank != 0:
+            return run.run_dir
+        runs.write_json(run.run_dir / "metrics.json", run.metrics(trainer, results, train_time, best))
+    run.print_results(results)
+    print(f"run directory: {run.run_dir}")
+    return run.run_dir
+
+
 def train(task, cfg: dict, registry, *, resume: Path | None = None, progress: bool = True,
           data_cache: dict | None = None) -> Path:
-    """Train one run and write its run directory; returns the directory.
+    """Train one task's run and write its run directory (``execute`` of its ``Run``)."""
+    return execute(Run(cfg, {task.name: task}, registry, resume=resume, data_cache=data_cache, progress=progress))
 
-    The same function runs in every process of a multi-device run: all of them train and
-    evaluate, rank 0 alone writes files. ``data_cache``: a dict shared by many runs in one process
-    (the transfer matrix); runs of the same task, data settings and seed reuse one tokenizer and
-    one set of datasets.
-    """
-    quiet_lightning()
-    settings = machine.configure(continued_threads(cfg, resume))
-    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
-    prepare(task, cfg)  # downloads and caches, once, before anything reads them
-    if resume is not None:
-        run_dir = Path(resume)
-        _, _, tokenizer, module = runs.load_run(run_dir, registry, weights=False)
-        ckpt, init_counts = resumed(run_dir, module, cfg)
-        cached = None
-    else:
-        source = adopt_source_backbone(cfg, registry)
-        # A task may adopt the source's vocabulary, and with it the source's embeddings.
-        tokenizer = task.tokenizer_from_source(source[4], cfg) if source else None
-        member = None if source else runs.member_source(cfg["init"].get("from"), task)
-        if member:  # a joint run that trained this task: its tokenizer, adapter and head too
-            tokenizer = member[0]
-            source = (*runs.resolve_init(str(cfg["init"]["from"]), registry), Pretrained({}, member[1]))
-        own_parts = tokenizer is not None
-        cache_key = json.dumps([task.name, cfg["data"], cfg["seed"]], sort_keys=True, default=str)
-        cached = data_cache.get(cache_key) if data_cache is not None and not own_parts else None
-        tokenizer, module = build(task, cfg, cached[0] if cached else tokenizer)
-        init_counts = apply_init(module, cfg, registry, source, own_parts=own_parts)
-        run_dir = shared_run_dir(cfg)
-        ckpt = None
-    with cleaned_up_on_failure(run_dir, fresh=resume is None):
-        if launch_rank() == 0:
-            runs.save_run_files(run_dir, cfg, tokenizer)
-        say(f"run directory: {run_dir}")
-        n_params = sum(p.numel() for p in module.parameters())
-        t = cfg["trainer"]
-        budget = f"{t['max_steps']} steps" if int(t.get("max_steps", -1)) >= 0 else f"{t.get('max_epochs')} epochs"
-        say(f"task {task.name}: {n_params:,} parameters, backbone {runs.describe_backbone(cfg['backbone'])}, {budget}")
-        say(f"precision {t.get('precision', '32-true')}, {settings}")
-        backend = cfg["run"].get("compile")
-        if backend:  # true: inductor; or a torch.compile backend's name
-            module.backbone.compile(backend="inductor" if backend is True else str(backend))  # in place: same state-dict keys
-            say(f"torch.compile: the backbone, backend {'inductor' if backend is True else backend}")
 
-        dm = SuiteDataModule(task, tokenizer, cfg, datasets=cached[1] if cached else None)
-        if data_cache is not None and resume is None and cache_key not in data_cache and not own_parts:
-            dm.setup()
-            data_cache[cache_key] = (tokenizer, dm.datasets)
-        trainer = make_trainer(cfg, run_dir, progress=progress, objective=module.objective, extra_callbacks=task.callbacks(cfg))
-        train_time = fit(trainer, module, dm, run_dir, ckpt)
-        results = evaluate_module(module, dm, cfg, progress, trainer=trainer)
-        if trainer.global_rank == 0:
-            runs.save_weights(module, run_dir)
-            for split, extra in module.artifacts.items():
-                for name, value in extra.items():
-                    runs.write_json(run_dir / f"{split}_{name}.json", value)
-        best = evaluate_best(module, dm, cfg, trainer, progress, results)
-        if trainer.global_rank != 0:
-            return run_dir
-        objective = module.objective
-        metrics = {
-            "task": task.name, "step": trainer.global_step, "train_seconds": round(train_time, 1),
-            "primary": objective.primary, "higher_is_better": objective.higher_is_better,
-            "splits": results, "history": module.history, "init": init_counts, "best": best,
-            "world_size": trainer.world_size,
-        }
-        runs.write_json(run_dir / "metrics.json", metrics)
-    print_results(results, objective.primary)
-    print(f"run directory: {run_dir}")
-    return run_dir
+def train_joint(tasks: dict, cfg: dict, registry, *, resume: Path | None = None, progress: bool = True) -> Path:
+    """Train a joint run and write its run directory (``execute`` of its ``Run``)."""
+    return execute(Run(cfg, dict(tasks), registry, resume=resume, progress=progress))
 
 
 def print_results(results: dict, primary: str) -> None:
@@ -387,65 +485,6 @@ def predict(run_dir: Path, text: str, options: dict, registry, task: str | None 
 
 def resolve_for_train(task, registry, *, config_file=None, overrides=None, args=()) -> dict:
     return config_mod.resolve(task, config_file=config_file, overrides=overrides, presets=registry.all_presets(), args=args)
-
-
-# -- joint runs (core/joint.py): the same steps for several tasks on one backbone -------------------
-def train_joint(tasks: dict, cfg: dict, registry, *, resume: Path | None = None, progress: bool = True) -> Path:
-    """Train a joint run and write its run directory (as ``train`` does for one task)."""
-    quiet_lightning()
-    settings = machine.configure(continued_threads(cfg, resume))
-    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
-    for n, task in tasks.items():
-        prepare(task, joint.task_config(cfg, n))
-    if resume is not None:
-        run_dir = Path(resume)
-        _, _, tokenizers, module = runs.load_joint(run_dir, registry, weights=False)
-        ckpt, init_counts = resumed(run_dir, module, cfg)
-    else:
-        source = adopt_source_backbone(cfg, registry)
-        tokenizers = joint.Tokenizers({n: t.build_tokenizer(joint.task_config(cfg, n)) for n, t in tasks.items()})
-        module = joint.JointModule(tasks, tokenizers, cfg)
-        init_counts = apply_init(module, cfg, registry, source)
-        run_dir = shared_run_dir(cfg)
-        ckpt = None
-    with cleaned_up_on_failure(run_dir, fresh=resume is None):
-        if launch_rank() == 0:
-            runs.save_run_files(run_dir, cfg, tokenizers)
-        say(f"run directory: {run_dir}")
-        t = cfg["trainer"]
-        budget = f"{t['max_steps']} steps" if int(t.get("max_steps", -1)) >= 0 else f"{t.get('max_epochs')} epochs"
-        say(f"joint run of {', '.join(tasks)} (mix {cfg['joint']['mix']}): {sum(p.numel() for p in module.parameters()):,} "
-                   f"parameters, backbone {runs.describe_backbone(cfg['backbone'])}, {budget}")
-        say(f"precision {t.get('precision', '32-true')}, {settings}")
-        if cfg["run"].get("compile"):
-            backend = cfg["run"]["compile"]
-            module.backbone.compile(backend="inductor" if backend is True else str(backend))
-        dm = joint.JointDataModule(tasks, tokenizers, cfg)
-        trainer = make_trainer(joint.trainer_settings(cfg), run_dir, progress=progress,
-                               objectives={n: m.objective for n, m in module.members.items()})
-        train_time = fit(trainer, module, dm, run_dir, ckpt)
-        results = evaluate_module(module, dm, cfg, progress, trainer=trainer)
-        if trainer.global_rank == 0:
-            runs.save_joint_weights(module, run_dir)
-        best = evaluate_joint_best(module, dm, cfg, trainer, progress, results)
-        if trainer.global_rank != 0:
-            return run_dir
-        for split, extra in module.artifacts.items():
-            for name, value in extra.items():
-                (run_dir / joint.split_name(split)[0]).mkdir(exist_ok=True)
-                runs.write_json(run_dir / f"{split}_{name}.json", value)
-        per_task = {}
-        for (n, m), weight in zip(module.members.items(), dm.weights):
-            per_task[n] = {"primary": m.objective.primary, "higher_is_better": m.objective.higher_is_better,
-                           "steps": module.task_steps[n], "mix": round(weight / sum(dm.weights), 6),
-                           "splits": {joint.split_name(s)[1]: v for s, v in results.items() if joint.split_name(s)[0] == n}}
-        metrics = {"task": cfg["task"], "tasks": per_task, "step": trainer.global_step,
-                   "train_seconds": round(train_time, 1), "splits": results, "history": module.history,
-                   "init": init_counts, "best": best, "world_size": trainer.world_size}
-        runs.write_json(run_dir / "metrics.json", metrics)
-    print_joint_results(results, {n: info["primary"] for n, info in per_task.items()})
-    print(f"run directory: {run_dir}")
-    return run_dir
 
 
 def evaluate_joint_best(module, dm, cfg: dict, trainer: pl.Trainer, progress: bool, last: dict) -> dict | None:

@@ -66,14 +66,11 @@ class Runner:
         return cfg
 
     def train(self, task_name: str, cfg: dict, log: Path) -> Path:
-        from .. import joint
-        from ..train import train, train_joint
+        from ..train import Run, execute
 
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
-            if joint.is_joint(cfg):
-                return train_joint({t: self.registry.task(t) for t in cfg["joint"]["tasks"]}, cfg, self.registry, progress=False)
-            return train(self.registry.task(task_name), cfg, self.registry, progress=False, data_cache=DATA_CACHE)
+            return execute(Run.of(cfg, self.registry, data_cache=DATA_CACHE, progress=False))
 
     def source_path(self, cell: Cell) -> str:
         if not pretrained_here(cell.source, self.registry.all_tasks()):
