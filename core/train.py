@@ -303,16 +303,16 @@ class Run:
     init_counts: dict | None = None
     ckpt: Path | None = None
     cache_key: str | None = None
+    joint: bool = False  # set from the config: several tasks on one backbone
+
+    def __post_init__(self):
+        self.joint = joint.is_joint(self.cfg)
 
     @classmethod
     def of(cls, cfg: dict, registry, **kwargs) -> "Run":
         """The run of a resolved config: its task, or a joint run's tasks."""
         names = cfg["joint"]["tasks"] if joint.is_joint(cfg) else [cfg["task"]]
         return cls(cfg, {n: registry.task(n) for n in names}, registry, **kwargs)
-
-    @property
-    def joint(self) -> bool:
-        return joint.is_joint(self.cfg)
 
     @property
     def task(self):
