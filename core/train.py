@@ -319,14 +319,24 @@ class Run:
         return next(iter(self.tasks.values()))
 
     # -- build: tokenizers, module, weights to start from, data --------------------------------
+    def prepare(self) -> None:
+        """Every task's downloads and caches, once, before anything reads them."""
+        for name, task in self.tasks.items():
+            prepare(task, joint.task_config(self.cfg, name) if self.joint else self.cfg)
+
+    def load(self, weights: bool = True, config: bool = False) -> None:
+        """Tokenizers and module from ``run_dir`` (with its weights); ``config``: its saved config too."""
+        loaded = (runs.load_joint if self.joint else runs.load_run)(self.run_dir, self.registry, weights=weights)
+        self.tokenizer, self.module = loaded[2:]
+        if config:
+            self.cfg = loaded[1]
+
     def build(self) -> None:
         cfg, registry = self.cfg, self.registry
-        for name, task in self.tasks.items():
-            prepare(task, joint.task_config(cfg, name) if self.joint else cfg)  # downloads and caches, once
+        self.prepare()
         if self.resume is not None:
             self.run_dir = Path(self.resume)
-            load = runs.load_joint if self.joint else runs.load_run
-            self.tokenizer, self.module = load(self.run_dir, registry, weights=False)[2:]
+            self.load(weights=False)
             self.ckpt, self.init_counts = resumed(self.run_dir, self.module, cfg)
         elif self.joint:
             source = adopt_source_backbone(cfg, registry)
@@ -463,15 +473,15 @@ def print_results(results: dict, primary: str) -> None:
 
 
 def evaluate_run(run_dir: Path, registry, progress: bool = True) -> dict:
-    if joint.is_joint(runs.read_config(run_dir)):
-        return evaluate_joint_run(run_dir, registry, progress)
+    """A finished run (or an export of one) on "val" and every test split, printed: its ``Run``
+    loaded, not trained."""
     quiet_lightning()
-    task, cfg, tokenizer, module = runs.load_run(run_dir, registry)
-    machine.configure(cfg)
-    prepare(task, cfg)
-    dm = SuiteDataModule(task, tokenizer, cfg)
-    results = evaluate_module(module, dm, cfg, progress)
-    print_results(results, module.objective.primary)
+    run = Run.of(runs.read_config(run_dir), registry, progress=progress, run_dir=Path(run_dir))
+    run.load(weights=True, config=True)
+    machine.configure(run.cfg)
+    run.prepare()
+    results = evaluate_module(run.module, run.data(), run.cfg, progress)
+    run.print_results(results)
     return results
 
 
@@ -511,14 +521,3 @@ def print_joint_results(results: dict, primaries: dict[str, str]) -> None:
     """One table per task, its primary metric first."""
     for n, primary in primaries.items():
         print_results({s: v for s, v in results.items() if joint.split_name(s)[0] == n}, primary)
-
-
-def evaluate_joint_run(run_dir: Path, registry, progress: bool = True) -> dict:
-    quiet_lightning()
-    tasks, cfg, tokenizers, module = runs.load_joint(run_dir, registry)
-    machine.configure(cfg)
-    for n, task in tasks.items():
-        prepare(task, joint.task_config(cfg, n))
-    results = evaluate_module(module, joint.JointDataModule(tasks, tokenizers, cfg), cfg, progress)
-    print_joint_results(results, {n: m.objective.primary for n, m in module.members.items()})
-    return results
