@@ -34,7 +34,7 @@ set {env}=1 to load only the built-in plugins.""".format(env=DISABLE_ENV, plugin
 
 
 def cmd_train(args, extra) -> int:
-    from . import joint, runs, train
+    from . import runs, train
 
     registry = get_registry()
     overrides = {}  # the options of `suite train` that are settings; --section.key VALUE are in `extra`
@@ -52,22 +52,8 @@ def cmd_train(args, extra) -> int:
     saved = runs.read_config(Path(args.resume)) if args.resume else None
     if args.resume:
         runs.read_metrics(Path(args.resume), missing_ok=True)  # a damaged one: one line now, not a traceback after setup
-    if len(names) > 1 or (saved and joint.is_joint(saved)):
-        return train_joint(args, extra, names, saved, overrides, registry)
-    if args.mix is not None:
-        raise SuiteError("--mix weighs the tasks of a joint run: give several, --task A,B,C")
-    if args.resume:
-        task = registry.task(saved["task"])
-        if args.task and args.task != task.name:
-            raise SuiteError(f"--resume {args.resume} is a run of task {task.name!r}, not {args.task!r}")
-        cfg = config_mod.parse(task, config_mod.merge(saved, config_mod.nest(overrides)), extra,
-                               origin=f"{args.resume}/config.yaml", unknown="warn")
-        cfg["task"] = task.name
-    else:
-        if not args.task:
-            raise SuiteError("give --task NAME (see `suite tasks`) or --resume RUN_DIR")
-        task = registry.task(args.task)
-        cfg = train.resolve_for_train(task, registry, config_file=args.config, overrides=overrides, args=extra)
+    cfg = train.resolve_run(names, registry, config_file=args.config, overrides=overrides, args=extra, mix=args.mix,
+                            saved=saved, resume=args.resume)
     logger_names(cfg["run"].get("logger"))  # an unknown logger or a missing package: an error before any work
     if args.print_config:
         if not args.resume:
@@ -75,31 +61,6 @@ def cmd_train(args, extra) -> int:
         print(config_mod.dump(cfg), end="")
         return 0
     train.execute(train.Run.of(cfg, registry, resume=Path(args.resume) if args.resume else None, progress=not args.no_progress))
-    return 0
-
-
-def train_joint(args, extra, names: list[str], saved: dict | None, overrides: dict, registry) -> int:
-    """`suite train --task A,B,C`: one backbone, several tasks (core/joint.py)."""
-    from . import joint
-    from . import train as train_mod
-
-    if saved is not None:
-        if not joint.is_joint(saved):
-            raise SuiteError(f"--resume {args.resume} is a run of task {saved['task']!r}, not {args.task!r}")
-        if names and names != saved["joint"]["tasks"]:
-            raise SuiteError(f"--resume {args.resume} is a joint run of {','.join(saved['joint']['tasks'])}, not {','.join(names)}")
-        names = saved["joint"]["tasks"]
-        if args.config:
-            raise SuiteError("--config applies to a new run; a resumed run keeps its config.yaml")
-    cfg = joint.resolve(names, registry, config_file=args.config, overrides=overrides, args=extra, mix=args.mix, saved=saved)
-    logger_names(cfg["run"].get("logger"))
-    if args.print_config:
-        if saved is None:
-            train_mod.adopt_source_backbone(cfg, registry)
-        print(config_mod.dump(cfg), end="")
-        return 0
-    train_mod.execute(train_mod.Run.of(cfg, registry, resume=Path(args.resume) if args.resume else None,
-                                       progress=not args.no_progress))
     return 0
 
 

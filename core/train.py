@@ -497,6 +497,34 @@ def resolve_for_train(task, registry, *, config_file=None, overrides=None, args=
     return config_mod.resolve(task, config_file=config_file, overrides=overrides, presets=registry.all_presets(), args=args)
 
 
+def resolve_run(names: list[str], registry, *, config_file=None, overrides: dict | None = None, args=(), mix=None,
+                saved: dict | None = None, resume=None) -> dict:
+    """A run's settings resolved into one config: the task's (``names`` of one), or a joint run's
+    (several; core/joint.py); ``saved``: the config.yaml of the run ``resume`` continues, with
+    ``overrides`` and ``args`` over it."""
+    overrides = overrides or {}
+    if saved is not None:
+        kind = f"a joint run of {','.join(saved['joint']['tasks'])}" if joint.is_joint(saved) else f"a run of task {saved['task']!r}"
+        if names and names != (saved["joint"]["tasks"] if joint.is_joint(saved) else [saved["task"]]):
+            raise SuiteError(f"--resume {resume} is {kind}, not {','.join(names)}")
+        if config_file:
+            raise SuiteError("--config applies to a new run; a resumed run keeps its config.yaml")
+        names = saved["joint"]["tasks"] if joint.is_joint(saved) else [saved["task"]]
+    if not names:
+        raise SuiteError("give --task NAME (see `suite tasks`) or --resume RUN_DIR")
+    if len(names) > 1:
+        return joint.resolve(names, registry, config_file=config_file, overrides=overrides, args=args, mix=mix, saved=saved)
+    if mix is not None:
+        raise SuiteError("--mix weighs the tasks of a joint run: give several, --task A,B,C")
+    task = registry.task(names[0])
+    if saved is None:
+        return resolve_for_train(task, registry, config_file=config_file, overrides=overrides, args=args)
+    cfg = config_mod.parse(task, config_mod.merge(saved, config_mod.nest(overrides)), args,
+                           origin=f"{resume}/config.yaml", unknown="warn")
+    cfg["task"] = task.name
+    return cfg
+
+
 def evaluate_joint_best(module, dm, cfg: dict, trainer: pl.Trainer, progress: bool, last: dict) -> dict | None:
     """{task: {"step", "splits"}} of each task's checkpoints/best-<task>.ckpt, its splits evaluated
     with those weights (``last``, the run's own metrics, where the best is the last step); the module

@@ -157,6 +157,17 @@ def test_bad_joint_input_is_one_line_and_exit_2(capsys, args, message):
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--task", "vision"], "is a joint run of vision,audio,arithmetic, not vision"),
+    (["--task", "audio,vision,arithmetic"], "is a joint run of vision,audio,arithmetic, not audio,vision,arithmetic"),
+    (["--config", "x.yaml"], "--config applies to a new run; a resumed run keeps its config.yaml"),
+    (["--mix", "1,1,2", "--task", "vision,audio"], "not vision,audio"),
+])
+def test_a_resumed_joint_run_keeps_its_tasks_and_config(joint_run, capsys, args, message):
+    code, _, err = suite_main(capsys, "train", "--resume", joint_run, *args, "--print-config")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_print_config_of_a_joint_run(capsys):
     code, out, err = suite_main(capsys, "train", "--task", "vision,audio", "--mix", "size:2", "--audio.data.train_size", 50,
                                 "--data.batch_size", 8, "--print-config")
