@@ -6,6 +6,8 @@ and their batch layouts. docs/plugins.md documents all of it. It only grows: a n
 keeps working, and one that is replaced is deprecated with a warning naming its replacement.
 ``suite.testing`` (imported on its own) is what a plugin's tests need.
 """
+from .lazy import lazy_getattr
+
 # Where each name lives. They are imported on first use (PEP 562), so that `import suite` and the
 # commands that must answer before torch loads (`suite uci`'s handshake, suite/launch.py) stay light.
 _EXPORTS = {
@@ -43,20 +45,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    import importlib
-
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    else:
-        try:  # a submodule, e.g. suite.runs, reachable as an attribute of suite
-            value = importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{name}":
-                raise
-            raise AttributeError(f"module 'suite' has no attribute {name!r}") from None
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())  # submodules too, e.g. suite.runs, as before
 
 
 def __dir__():

@@ -17,6 +17,7 @@ mate.py for mate-in-one puzzles), the tasks (task.py), and the commands; this fi
 from __future__ import annotations
 
 import suite
+from suite.lazy import lazy_getattr
 
 
 @suite.hookimpl
@@ -40,11 +41,9 @@ def suite_register_commands(register):
     register("uci", "run a trained chess run as a UCI engine on stdin/stdout", uci.configure, uci.run)
 
 
-def __getattr__(name: str):
-    """``suite.plugins.chess.ChessTask`` and the other names this module had, from task.py."""
-    import importlib
-
-    task = importlib.import_module(".task", __name__)
-    if hasattr(task, name):
-        return getattr(task, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The names of task.py this package serves, and its files, imported on first use.
+_EXPORTS = dict.fromkeys(["chess_data", "cpu_cores", "ensure_shards", "stockfish_positions", "PolicyHead",
+                         "cached_mate_positions", "mate_chunks", "read_pgn", "move_probabilities", "parse_fen",
+                         "value_probabilities", "ChessTokenizer", "DEFAULT_MATE_PUZZLES", "DEFAULT_ON_POLICY_GAMES",
+                         "ChessTask", "ChessValueTask", "ChessMateTask"], ".task")
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

@@ -18,6 +18,7 @@ are imported when a hook or a name asks for them).
 from __future__ import annotations
 
 import suite
+from suite.lazy import lazy_getattr
 
 # Where each name this module had before it was split lives; imported on first use (PEP 562).
 _EXPORTS = {
@@ -55,17 +56,4 @@ def suite_register_presets(register):
     register("minilm", hf.MINILM_PRESET)
 
 
-def __getattr__(name: str):
-    """``suite.plugins.text.TextLM`` and the other names this module had, from the file that holds
-    them; ``suite.plugins.text.hf`` and the other files, imported on first use."""
-    import importlib
-
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    if not name.startswith("__"):
-        try:
-            return importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{name}":
-                raise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())  # the names this module had, from the files that hold them
