@@ -25,37 +25,40 @@ def evaluate_module(module: SuiteModule, dm: SuiteDataModule, cfg: dict, progres
     return {s: module.results[s] for s in module.test_splits}
 
 
+def best_checkpoints(trainer: pl.Trainer) -> dict[str, Path]:
+    """The file of each best checkpoint the run kept, by name: "best" (checkpoints/best.ckpt), a
+    joint run's "best-<task>"."""
+    paths = [Path(c.best_model_path) for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.best_model_path]
+    return {p.stem: p for p in paths if p.is_file()}
+
+
+def evaluate_checkpoint(path: Path, splits: list[str], module, dm, cfg: dict, trainer: pl.Trainer, progress: bool,
+                        last: dict) -> dict:
+    """{"step", "splits"} of a best checkpoint: ``splits`` evaluated with its weights (the module is
+    left at them), or taken from ``last``, the run's own metrics, when it is the last step."""
+    state = torch.load(path, map_location="cpu", weights_only=False)  # this run's own file
+    if state["global_step"] == trainer.global_step:
+        return {"step": trainer.global_step, "splits": {s: last[s] for s in splits}}
+    module.load_state_dict(state["state_dict"])
+    return {"step": state["global_step"], "splits": evaluate_module(module, dm, cfg, progress, trainer=trainer, splits=splits)}
+
+
 def evaluate_best(module: SuiteModule, dm: SuiteDataModule, cfg: dict, trainer: pl.Trainer, progress: bool,
                   last: dict) -> dict | None:
-    """{"step", "splits"} of checkpoints/best.ckpt, the best validation check: evaluated when it is
-    not the last step (the module is left at its weights), else ``last``, the run's own metrics."""
-    best = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
-    if best is None or not best.best_model_path or not Path(best.best_model_path).is_file():
-        return None
-    state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)  # this run's own file
-    if state["global_step"] == trainer.global_step:
-        return {"step": trainer.global_step, "splits": last}
-    module.load_state_dict(state["state_dict"])
-    return {"step": state["global_step"], "splits": evaluate_module(module, dm, cfg, progress, trainer=trainer)}
+    """{"step", "splits"} of checkpoints/best.ckpt, the best validation check (``evaluate_checkpoint``)."""
+    path = best_checkpoints(trainer).get("best")
+    return evaluate_checkpoint(path, dm.all_splits, module, dm, cfg, trainer, progress, last) if path else None
 
 
 def evaluate_joint_best(module, dm, cfg: dict, trainer: pl.Trainer, progress: bool, last: dict) -> dict | None:
-    """{task: {"step", "splits"}} of each task's checkpoints/best-<task>.ckpt, its splits evaluated
-    with those weights (``last``, the run's own metrics, where the best is the last step); the module
-    is left at the weights of the last one loaded."""
+    """{task: {"step", "splits"}} of each task's checkpoints/best-<task>.ckpt: that task's splits
+    (``evaluate_checkpoint``), named as in a single-task run."""
     best = {}
-    for c in trainer.callbacks:
-        if not isinstance(c, ModelCheckpoint) or not c.best_model_path or not Path(c.best_model_path).is_file():
-            continue
-        name = Path(c.best_model_path).stem.removeprefix("best-")
+    for stem, path in best_checkpoints(trainer).items():
+        name = stem.removeprefix("best-")
         own = [s for s in dm.all_splits if joint.split_name(s)[0] == name]
-        state = torch.load(c.best_model_path, map_location="cpu", weights_only=False)  # this run's own file
-        if state["global_step"] == trainer.global_step:
-            splits = {s: last[s] for s in own}
-        else:
-            module.load_state_dict(state["state_dict"])
-            splits = evaluate_module(module, dm, cfg, progress, trainer=trainer, splits=own)
-        best[name] = {"step": state["global_step"], "splits": {joint.split_name(s)[1]: v for s, v in splits.items()}}
+        result = evaluate_checkpoint(path, own, module, dm, cfg, trainer, progress, last)
+        best[name] = {**result, "splits": {joint.split_name(s)[1]: v for s, v in result["splits"].items()}}
     return best or None
 
 

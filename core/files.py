@@ -52,6 +52,11 @@ def read_json(path: Path, hint: str = DAMAGED, keys=()) -> dict:
         raise SuiteError(f"{path}: unreadable ({e.strerror or e}); {hint}") from None
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: holds a JSON {type(data).__name__}, not an object (damaged, or not a file of suite's); {hint}")
+    return require(data, path, keys, hint)
+
+
+def require(data: dict, path: Path, keys, hint: str = DAMAGED) -> dict:
+    """``data`` (read from ``path``) if it holds every one of ``keys``; a ``SuiteError`` naming the first missing."""
     missing = [k for k in keys if k not in data]
     if missing:
         raise SuiteError(f"{path}: no {missing[0]!r} (incomplete, or written by another version of suite); {hint}")

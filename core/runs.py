@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from . import config as config_mod
 from . import joint
-from .files import DAMAGED, atomic, read_json, write_json, write_text  # noqa: F401  (suite.runs.write_json etc., as before)
+from .files import DAMAGED, atomic, read_json, require, write_json, write_text  # noqa: F401  (suite.runs.write_json etc., as before)
 from .backbone import BackboneConfig, architecture_differences, same_architecture  # noqa: F401  (suite.runs.*, as before)
 from .errors import SuiteError
 from .module import SuiteModule
@@ -64,8 +64,8 @@ def save_weights(module, run_dir: Path, parts=PARTS, folder: str = "weights") ->
             save_file(state, str(tmp))
 
 
-METRICS_KEYS = ("step", "primary", "higher_is_better", "splits")  # what every finished run's metrics.json holds
-JOINT_METRICS_KEYS = ("step", "tasks", "splits")  # a joint run's: the primary metric is each task's
+METRICS_KEYS = ("step", "splits")  # what every finished run's metrics.json holds
+PRIMARY_KEYS = ("primary", "higher_is_better")  # and a single-task run's (a joint run's are each task's, in `tasks`)
 
 
 def read_metrics(run_dir: Path, missing_ok: bool = False) -> dict | None:
@@ -76,8 +76,8 @@ def read_metrics(run_dir: Path, missing_ok: bool = False) -> dict | None:
         return None
     hint = ("export the run again" if is_export(run_dir) else
             f"delete it and run `suite train --resume {run_dir}`, which writes it again")
-    joint_run = not is_export(run_dir) and isinstance(read_config(run_dir).get("joint"), dict)
-    return read_json(path, hint, JOINT_METRICS_KEYS if joint_run else METRICS_KEYS)
+    data = read_json(path, hint, METRICS_KEYS)
+    return data if "tasks" in data else require(data, path, PRIMARY_KEYS, hint)
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -5,7 +5,7 @@ their names are importable from here as before."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -60,7 +60,7 @@ class Run:
     init_counts: dict | None = None
     ckpt: Path | None = None
     cache_key: str | None = None
-    joint: bool = False  # set from the config: several tasks on one backbone
+    joint: bool = field(init=False)  # several tasks on one backbone: from the config
 
     def __post_init__(self):
         self.joint = joint.is_joint(self.cfg)
