@@ -2,7 +2,7 @@
 
 A redrawn bar written to a file (``suite train ... > train.log``, a batch job's log) leaves every
 redraw behind as a line: two every 10 steps. When stdout is not a terminal the Trainer gets
-:class:`PlainProgress` instead: one line each ``every_percent`` of the steps or each
+:class:`PlainProgress` instead (the rule of :class:`Lines`): one line each ``every_percent`` of the steps or each
 ``every_seconds``, whichever comes first (and at the last step), and one line with the metrics
 of each validation check::
 
@@ -47,10 +47,10 @@ def counter(enabled: bool = True):
 
 
 class PlainCounter:
-    """Counted work as plain lines, by :class:`PlainProgress`'s rule (every 5% or 30 s, and the end)."""
+    """Counted work as plain lines, by the rule of :class:`Lines` (every 5% or 30 s, and the end)."""
 
     def __init__(self, every_percent: float = 5.0, every_seconds: float = 30.0, clock=time.monotonic, stream=None):
-        self.make_rule = lambda: PlainProgress(every_percent, every_seconds, clock, stream)
+        self.make_rule = lambda: Lines(every_percent, every_seconds, clock, stream)
         self.tasks: list[dict] = []
 
     def __enter__(self):
@@ -74,7 +74,7 @@ class PlainCounter:
         t["done"] = completed if completed is not None else t["done"] + advance
         rule, done = t["rule"], int(t["done"])
         if rule.due(done):
-            elapsed = rule.clock() - rule._start_time
+            elapsed = rule.elapsed()
             parts = [f"{t['description']}: {done}/{int(rule.total)} ({100 * done / rule.total:.0f}%)"
                      if math.isfinite(rule.total) else f"{t['description']}: {done}", f"{hms(elapsed)} elapsed"]
             if math.isfinite(rule.total) and 0 < done < rule.total:
@@ -92,37 +92,28 @@ def number(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)  # as TQDM's postfix shows them
 
 
-class PlainProgress(ProgressBar):
-    """Progress as plain lines, for output that is not a terminal.
+class Lines:
+    """When to write a line of progress, and writing it: a pure rule over (step, the clock).
 
     ``clock``: seconds, monotonic (a fake one in tests); ``stream``: where lines go (default: the
     sys.stdout of the moment, so ``contextlib.redirect_stdout`` applies).
     """
 
     def __init__(self, every_percent: float = 5.0, every_seconds: float = 30.0, clock=time.monotonic, stream=None):
-        super().__init__()
         self.every_percent, self.every_seconds = float(every_percent), float(every_seconds)
         self.clock, self.stream = clock, stream
-        self.enabled = True
         self.total: float = math.inf
         self._start_step = self._last_step = 0
         self._start_time = self._last_time = 0.0
         self._last_bucket = 0
 
-    def disable(self) -> None:
-        self.enabled = False
-
-    def enable(self) -> None:
-        self.enabled = True
-
-    # -- when to write: a pure rule over (step, the clock), tested on its own --------------------
     def _bucket(self, step: int) -> int:
         if not math.isfinite(self.total) or self.total <= 0:
             return 0
         return math.floor(step * 100 / (self.total * self.every_percent) + 1e-9)
 
     def start(self, step: int, total: float) -> None:
-        """Training starts (or resumes) at ``step`` of ``total`` (``inf``: unknown)."""
+        """The work starts (or resumes) at ``step`` of ``total`` (``inf``: unknown)."""
         self.total = float(total)
         self._start_step = self._last_step = step
         self._start_time = self._last_time = self.clock()
@@ -141,8 +132,29 @@ class PlainProgress(ProgressBar):
         """A line was written at ``step``."""
         self._last_step, self._last_time, self._last_bucket = step, self.clock(), self._bucket(step)
 
+    def elapsed(self) -> float:
+        return self.clock() - self._start_time
+
+    def write(self, text: str) -> None:
+        print(text, file=self.stream or sys.stdout, flush=True)
+
+
+class PlainProgress(Lines, ProgressBar):
+    """Training progress as plain lines, for output that is not a terminal (the rule of :class:`Lines`)."""
+
+    def __init__(self, every_percent: float = 5.0, every_seconds: float = 30.0, clock=time.monotonic, stream=None):
+        ProgressBar.__init__(self)
+        Lines.__init__(self, every_percent, every_seconds, clock, stream)
+        self.enabled = True
+
+    def disable(self) -> None:
+        self.enabled = False
+
+    def enable(self) -> None:
+        self.enabled = True
+
     def line(self, step: int, metrics: dict) -> str:
-        elapsed = self.clock() - self._start_time
+        elapsed = self.elapsed()
         rate = (step - self._start_step) / elapsed if elapsed > 0 else 0.0
         parts = [f"step {step}/{int(self.total)} ({100 * step / self.total:.0f}%)" if math.isfinite(self.total)
                  else f"step {step}", f"{hms(elapsed)} elapsed", f"{rate:.3g} steps/s"]
@@ -150,9 +162,6 @@ class PlainProgress(ProgressBar):
             parts.append(f"{hms((self.total - step) / rate)} left")
         parts += [f"{k}={number(v)}" for k, v in metrics.items()]
         return ", ".join(parts)
-
-    def write(self, text: str) -> None:
-        print(text, file=self.stream or sys.stdout, flush=True)
 
     # -- Lightning's hooks -----------------------------------------------------------------------
     def on_train_start(self, trainer, pl_module):
