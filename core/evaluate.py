@@ -45,20 +45,15 @@ def evaluate_checkpoint(path: Path, splits: list[str], module, dm, cfg: dict, tr
 
 def evaluate_best(module: SuiteModule, dm: SuiteDataModule, cfg: dict, trainer: pl.Trainer, progress: bool,
                   last: dict) -> dict | None:
-    """{"step", "splits"} of checkpoints/best.ckpt, the best validation check (``evaluate_checkpoint``)."""
-    path = best_checkpoints(trainer).get("best")
-    return evaluate_checkpoint(path, dm.all_splits, module, dm, cfg, trainer, progress, last) if path else None
-
-
-def evaluate_joint_best(module, dm, cfg: dict, trainer: pl.Trainer, progress: bool, last: dict) -> dict | None:
-    """{task: {"step", "splits"}} of each task's checkpoints/best-<task>.ckpt: that task's splits
-    (``evaluate_checkpoint``), named as in a single-task run."""
+    """{task: {"step", "splits"}} of each best checkpoint the run kept (checkpoints/best.ckpt, in a run
+    of several tasks each task's best-<task>.ckpt): that task's splits evaluated with its weights
+    (``evaluate_checkpoint``), named as in a run of the task alone."""
     best = {}
     for stem, path in best_checkpoints(trainer).items():
-        name = stem.removeprefix("best-")
-        own = [s for s in dm.all_splits if joint.split_name(s)[0] == name]
+        name = stem.removeprefix("best-") if stem != "best" else module.names[0]
+        own = [s for s in dm.all_splits if joint.split_of(module.names, s)[0] == name]
         result = evaluate_checkpoint(path, own, module, dm, cfg, trainer, progress, last)
-        best[name] = {**result, "splits": {joint.split_name(s)[1]: v for s, v in result["splits"].items()}}
+        best[name] = {**result, "splits": {joint.split_of(module.names, s)[1]: v for s, v in result["splits"].items()}}
     return best or None
 
 
@@ -73,7 +68,7 @@ def print_results(results: dict, primary: str) -> None:
     Console().print(table)
 
 
-def print_joint_results(results: dict, primaries: dict[str, str]) -> None:
-    """One table per task, its primary metric first."""
-    for n, primary in primaries.items():
-        print_results({s: v for s, v in results.items() if joint.split_name(s)[0] == n}, primary)
+def print_task_results(results: dict, module: SuiteModule) -> None:
+    """One table per task of ``module``'s set, its primary metric first."""
+    for n, member in module.members.items():
+        print_results({s: v for s, v in results.items() if joint.split_of(module.names, s)[0] == n}, member.objective.primary)

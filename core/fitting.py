@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import EMAWeightAveraging
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from . import runs
+from . import joint, runs
 from .checkpoints import AtomicCheckpointIO, ResumeCheckpoint, best_checkpoint
 from .loggers import make_loggers
 from .errors import SuiteError
@@ -92,8 +92,9 @@ class MovingAverage(EMAWeightAveraging):
 def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extra_callbacks=(), objective=None,
                  objectives: dict | None = None) -> pl.Trainer:
     """The Trainer of a run: ``cfg['trainer']`` as Lightning takes it, the CSV log, checkpoints/last.ckpt
-    for resuming and, given the run's ``objective``, checkpoints/best.ckpt at its best validation
-    (a joint run's ``objectives``, by task: checkpoints/best-<task>.ckpt at each task's best)."""
+    for resuming and, given the run's ``objectives`` by task, checkpoints/best.ckpt at its best
+    validation (in a run of several tasks, checkpoints/best-<task>.ckpt at each task's best;
+    ``objective``: the one objective of a run of one task)."""
     t = dict(cfg["trainer"])
     accepted = inspect.signature(pl.Trainer).parameters
     for key in t:
@@ -107,12 +108,11 @@ def make_trainer(cfg: dict, run_dir: Path | None, *, progress: bool = True, extr
     if progress:  # TQDM redrawn every 10 steps: Lightning's default Rich bar cost 5-8% of a tiny model's step (bench/)
         callbacks.append(progress_bar(refresh_rate=10))  # plain lines when stdout is not a terminal (progress.py)
     if run_dir is not None:
-        if objective is not None:
-            callbacks.append(best_checkpoint(run_dir / "checkpoints", objective.primary, objective.higher_is_better,
-                                             weights_only=not ema))
-        for task, o in (objectives or {}).items():
-            callbacks.append(best_checkpoint(run_dir / "checkpoints", f"{task}/{o.primary}", o.higher_is_better,
-                                             weights_only=not ema, name=f"best-{task}"))
+        objectives = objectives or ({"": objective} if objective is not None else {})
+        for task, o in objectives.items():
+            prefix = joint.prefix(list(objectives), task)
+            callbacks.append(best_checkpoint(run_dir / "checkpoints", prefix + o.primary, o.higher_is_better,
+                                             weights_only=not ema, name="best" + (f"-{task}" if prefix else "")))
         callbacks.append(ResumeCheckpoint(run_dir / "checkpoints", int(cfg["run"]["checkpoint_every"])))
     return pl.Trainer(
         **t,

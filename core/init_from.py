@@ -16,11 +16,12 @@ def build(task, cfg: dict, tokenizer=None):
     return tokenizer, SuiteModule(task, tokenizer, cfg)
 
 
-def apply_init(module: SuiteModule, cfg: dict, registry, origin_state=None, own_parts: bool = False) -> dict | None:
+def apply_init(module: SuiteModule, cfg: dict, registry, origin_state=None, own: dict | None = None) -> dict | None:
     """--init-from and --freeze. Returns the loaded/skipped/initialised counts, or None.
 
-    ``own_parts``: the task adopted the weight source's vocabulary, so the source's ``adapter.``
-    and ``head.`` tensors are loaded as well (``origin_state`` is then adopt_source_backbone's)."""
+    ``own``: by task, the ``adapter.`` and ``head.`` tensors that task starts from as well (it
+    adopted a weight source's vocabulary, ``Task.tokenizer_from_source``, or --init-from is a joint
+    run that trained it); ``origin_state``: adopt_source_backbone's, where it was called."""
     counts = None
     spec = cfg["init"].get("from")
     if spec:
@@ -34,14 +35,15 @@ def apply_init(module: SuiteModule, cfg: dict, registry, origin_state=None, own_
                 f"{runs.describe_backbone(cfg['backbone'])} ({'; '.join(differ)}, source != this run); {hint}"
             )
         counts = runs.init_backbone(module, state, origin)
-        if own_parts:
-            own = runs.init_own_parts(module, origin_state[4].state_dict, origin)
-            counts["loaded"] += own
-            counts["initialised"] -= own
+        for name, tensors in (own or {}).items():
+            loaded = runs.init_own_parts(module.members[name], tensors, origin)
+            counts["loaded"] += loaded
+            counts["initialised"] -= loaded
         say(f"init-from {origin}: loaded {counts['loaded']} tensors, skipped {counts['skipped']}, "
             f"newly initialised {counts['initialised']} "
-            + ("(adapter and head are new)" if not own_parts else "(the task's adapter and head come from the joint run)"
-               if kind == "run" else "(the task uses the source's vocabulary and embeddings)"))
+            + ("(adapter and head are new)" if not own else
+               f"(task {', '.join(own)}: its adapter and head come from the joint run)" if kind == "run" else
+               f"(task {', '.join(own)} uses the source's vocabulary and embeddings)"))
     mode = cfg["init"].get("freeze") or "none"
     trainable = module.freeze_backbone(mode)
     if mode != "none":

@@ -13,23 +13,18 @@ config back together, a single-task config like any other. The run directory is 
 with weights/backbone.safetensors keyed as a single-task run's, and weights/<task>/adapter and
 head; tokenizer.json holds every task's tokenizer by name. docs/joint.md describes the design.
 
-This module is the joint run's config, data and LightningModule; its run directory is read and
-written by core/runs.py, and it is trained by core/train.py (``train_joint``), as single runs are.
+This module is the config of a run's set of tasks and what names each task's splits in it
+(``task_names``, ``task_config``, ``prefix``); the set is trained by core/module.py's ``SuiteModule``
+on core/data.py's ``SuiteDataModule`` (the mix: ``JointLoader``), its run directory is read and
+written by core/runs.py, and it goes down core/train.py's ``Run`` as every run does.
 """
 from __future__ import annotations
 
 import math
 
-import pytorch_lightning as pl
-import torch
-from torch import nn
-
 from . import config as config_mod
-from .backbone import Backbone, BackboneConfig, architecture_differences
-from .data import SuiteDataModule
+from .backbone import architecture_differences
 from .errors import SuiteError
-from .module import SuiteModule, TrainedModule
-from .streams import stream_key
 
 SHARED = ("seed", "backbone", "optim", "trainer", "init", "run")  # one for all the tasks of a joint run
 DEFAULT_MIX = "uniform"
@@ -40,11 +35,42 @@ def is_joint(cfg: dict) -> bool:
     return isinstance(cfg.get("joint"), dict)
 
 
+def task_names(cfg: dict) -> list[str]:
+    """The tasks of a run's config: a joint run's, or the one task of any other run."""
+    return list(cfg["joint"]["tasks"]) if is_joint(cfg) else [cfg["task"]]
+
+
 def task_config(cfg: dict, name: str) -> dict:
-    """Task ``name``'s config in a joint run's config: the shared sections and the task's own."""
-    if name not in cfg["joint"]["tasks"]:
-        raise SuiteError(f"task {name!r} is not one of the joint run's tasks ({', '.join(cfg['joint']['tasks'])})")
+    """Task ``name``'s config in a run's config: a joint run's shared sections and the task's own
+    (a single-task config like any other); a single-task run's config is its task's."""
+    if name not in task_names(cfg):
+        raise SuiteError(f"task {name!r} is not one of the run's tasks ({', '.join(task_names(cfg))})")
+    if not is_joint(cfg):
+        return cfg
     return {**{k: cfg[k] for k in SHARED if k in cfg}, **cfg["tasks"][name], "task": name}
+
+
+# -- names of a task's splits and metrics in a run of several ---------------------------------------
+def prefix(names: list[str], name: str) -> str:
+    """What names task ``name``'s splits, metrics and checkpoints in a run of ``names``: nothing in a
+    run of one task (``val``, ``val/acc``, ``best.ckpt``), ``<task>/`` in a run of several
+    (``vision/val``, ``val/vision/acc``, ``best-vision.ckpt``)."""
+    return "" if len(names) == 1 else f"{name}/"
+
+
+def split_of(names: list[str], key: str) -> tuple[str, str]:
+    """``(task, split)`` of a split's name in a run of ``names`` (``prefix``): ``"vision/test"`` ->
+    ``("vision", "test")``; in a run of one task, ``"test"`` -> ``(task, "test")``."""
+    if len(names) == 1:
+        return names[0], key
+    task, _, split = key.partition("/")
+    return task, split
+
+
+def split_name(split: str) -> tuple[str, str]:
+    """``"vision/test"`` -> ``("vision", "test")``: a split's name in a joint run (``split_of``)."""
+    task, _, name = split.partition("/")
+    return task, name
 
 
 def parse_mix(text, names: list[str]):
@@ -139,178 +165,6 @@ def combine(cfgs: dict[str, dict], mix=DEFAULT_MIX) -> dict:
     return cfg
 
 
-# -- the data -------------------------------------------------------------------------------------
-def mix_weights(mix, loaders: dict) -> list[float]:
-    """The sampling weight of each task's batches (normalised by the sampler)."""
-    if mix == "uniform":
-        return [1.0] * len(loaders)
-    if isinstance(mix, list):
-        return [float(w) for w in mix]
-    temperature = float(str(mix).partition(":")[2] or 1)
-    sizes = []
-    for name, loader in loaders.items():
-        try:
-            sizes.append(len(loader.dataset))
-        except TypeError:
-            raise SuiteError(f"--mix {mix}: task {name}'s training data has no size; give weights with --mix") from None
-    return [s ** (1 / temperature) for s in sizes]
-
-
-class JointLoader:
-    """``(task name, batch)`` pairs: batch ``i`` of joint epoch ``e`` is the next batch of the task
-    drawn with ``weights`` by a generator keyed by (seed, e, i). A joint epoch is as many batches as
-    the tasks' epochs together; a task whose epoch ends starts its next one.
-
-    Lightning saves ``state_dict()`` into the checkpoint, as it does a ``StreamLoader``'s: the joint
-    epoch, the batches of it served, and each task loader's own state, so a resumed run draws the
-    same tasks and the same batches."""
-
-    def __init__(self, loaders: dict, weights: list[float], seed: int):
-        self.loaders, self.names = loaders, list(loaders)
-        self.weights = torch.tensor(weights, dtype=torch.float64)
-        self.seed = int(seed)
-        self.epoch, self.served = 0, 0
-
-    def __len__(self) -> int:
-        return sum(len(loader) for loader in self.loaders.values())
-
-    def task_of(self, epoch: int, batch: int) -> str:
-        g = torch.Generator().manual_seed(stream_key(self.seed, "mix", epoch, batch))
-        return self.names[int(torch.multinomial(self.weights, 1, generator=g))]
-
-    def __iter__(self):
-        if self.served >= len(self):  # resumed at the very end of an epoch
-            self.epoch, self.served = self.epoch + 1, 0
-        running = {}
-        while self.served < len(self):
-            name = self.task_of(self.epoch, self.served)
-            batch = next(running[name], None) if name in running else None
-            if batch is None:  # the task's first batch in this joint epoch, or its own epoch ended
-                running[name] = iter(self.loaders[name])
-                batch = next(running[name])
-            self.served += 1
-            yield name, batch
-        self.epoch, self.served = self.epoch + 1, 0
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "served": self.served,
-                "tasks": {n: l.state_dict() for n, l in self.loaders.items() if hasattr(l, "state_dict")}}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.served = int(state["epoch"]), int(state["served"])
-        for name, loader_state in state.get("tasks", {}).items():
-            self.loaders[name].load_state_dict(loader_state)
-
-
-class JointDataModule(pl.LightningDataModule):
-    """Every task's SuiteDataModule; splits are named ``<task>/<split>``."""
-
-    def __init__(self, tasks: dict, tokenizers: dict, cfg: dict):
-        super().__init__()
-        self.cfg = cfg
-        self.members = {n: SuiteDataModule(t, tokenizers[n], task_config(cfg, n)) for n, t in tasks.items()}
-        self.eval_splits: list[str] | None = None  # what test_dataloader serves; default: the test splits
-        self.weights: list[float] = []  # the mix, once train_dataloader has made it
-
-    def prepare_data(self):
-        for dm in self.members.values():
-            dm.prepare_data()
-
-    def setup(self, stage: str | None = None):
-        for dm in self.members.values():
-            dm.trainer = self.trainer  # each reads its rank from it
-            dm.setup(stage)
-
-    @property
-    def test_splits(self) -> list[str]:
-        return [f"{n}/{s}" for n, dm in self.members.items() for s in dm.test_splits]
-
-    @property
-    def all_splits(self) -> list[str]:
-        return [f"{n}/{s}" for n, dm in self.members.items() for s in dm.all_splits]
-
-    def train_dataloader(self):
-        self.setup()
-        loaders = {n: dm.train_dataloader() for n, dm in self.members.items()}
-        self.weights = mix_weights(self.cfg["joint"]["mix"], loaders)
-        return JointLoader(loaders, self.weights, int(self.cfg["seed"]))
-
-    def val_dataloader(self):
-        self.setup()
-        return [dm._eval_loader("val") for dm in self.members.values()]
-
-    def test_dataloader(self):
-        self.setup()
-        return [self.members[n]._eval_loader(s) for n, s in map(split_name, self.eval_splits or self.test_splits)]
-
-
-def split_name(split: str) -> tuple[str, str]:
-    """``"vision/test"`` -> ``("vision", "test")``."""
-    task, _, name = split.partition("/")
-    return task, name
-
-
-# -- the model ------------------------------------------------------------------------------------
-class JointModule(TrainedModule):
-    """One backbone (``backbone.``, keyed as in a single-task run) and, per task, a SuiteModule that
-    uses it (``members.<task>.adapter.`` and ``.head.``): a step is one task's objective on its batch."""
-
-    def __init__(self, tasks: dict, tokenizers: dict, cfg: dict):
-        super().__init__(cfg)
-        self.backbone = Backbone(BackboneConfig.from_dict(cfg["backbone"]))
-        self.members = nn.ModuleDict({n: SuiteModule(t, tokenizers[n], task_config(cfg, n), backbone=self.backbone)
-                                      for n, t in tasks.items()})
-        self.test_splits: list[str] = []
-        self.task_steps = dict.fromkeys(tasks, 0)  # training batches of each task so far
-        self.last_loss: dict[str, float] = {}
-
-    def training_step(self, batch, batch_idx):
-        name, batch = batch
-        member = self.members[name]
-        loss = member.objective.loss(member, batch)
-        self.check_finite(loss, name)
-        self.task_steps[name] += 1
-        self.last_loss[name] = float(loss.detach())
-        self.log("train/loss", loss, prog_bar=True, batch_size=1)
-        # every task's latest loss at every logged step: one curve per task in the logs
-        self.log_dict({f"train/{n}/loss": v for n, v in self.last_loss.items()}, batch_size=1)
-        return loss
-
-    def validation_step(self, batch, batch_idx, dataloader_idx=0):
-        member = list(self.members.values())[dataloader_idx]
-        member.objective.evaluate(member, batch, "val")
-
-    def on_validation_epoch_end(self):
-        for name in self.members:
-            self._finish_split(name, "val")
-        if not self.trainer.sanity_checking:
-            self.history.append({"step": self.global_step, **{f"{n}/{k}": v for n in self.members
-                                                              for k, v in self.results[f"{n}/val"].items()}})
-
-    def test_step(self, batch, batch_idx, dataloader_idx=0):
-        name, split = split_name(self.test_splits[dataloader_idx])
-        self.members[name].objective.evaluate(self.members[name], batch, split)
-
-    def on_test_epoch_end(self):
-        for split in self.test_splits:
-            self._finish_split(*split_name(split))
-
-    def _finish_split(self, name: str, split: str):
-        objective = self.members[name].objective
-        self.artifacts[f"{name}/{split}"] = objective.artifacts(split)
-        values = objective.compute(split)
-        self.results[f"{name}/{split}"] = values
-        self.log_dict({f"{split}/{name}/{k}": v for k, v in values.items()}, add_dataloader_idx=False, sync_dist=True)
-
-    def on_save_checkpoint(self, checkpoint):
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["suite"]["task_steps"] = dict(self.task_steps)
-
-    def on_load_checkpoint(self, checkpoint):
-        super().on_load_checkpoint(checkpoint)
-        self.task_steps.update(checkpoint.get("suite", {}).get("task_steps", {}))
-
-
 # -- run directories ------------------------------------------------------------------------------
 class Tokenizers(dict):
     """The tasks' tokenizers by name; ``state()`` is what tokenizer.json holds."""
@@ -320,7 +174,10 @@ class Tokenizers(dict):
 
 
 def current(cfg: dict, tasks: dict) -> dict:
-    """A saved joint config with each task's settings added since the run at their defaults."""
+    """A saved config with each task's settings added since the run at their defaults."""
+    if not is_joint(cfg):
+        (task,) = tasks.values()
+        return config_mod.merge(config_mod.declared(task), cfg)
     cfg = dict(cfg, tasks=dict(cfg["tasks"]))
     for n, task in tasks.items():
         full = config_mod.merge(config_mod.declared(task), task_config(cfg, n))
@@ -328,11 +185,13 @@ def current(cfg: dict, tasks: dict) -> dict:
     return cfg
 
 
-# -- training and evaluation ----------------------------------------------------------------------
+# -- training ----------------------------------------------------------------------
 def trainer_settings(cfg: dict) -> dict:
-    """The config the Trainer gets: under DDP, a step trains one task, so the other tasks' adapters
-    and heads have no gradient; DDP is told to expect unused parameters."""
+    """The config the Trainer gets: in a joint run under DDP, a step trains one task, so the other
+    tasks' adapters and heads have no gradient; DDP is told to expect unused parameters."""
     t = cfg["trainer"]
+    if not is_joint(cfg):
+        return cfg
     many = str(t.get("devices", 1)) not in ("1",) or int(t.get("num_nodes", 1) or 1) > 1
     if many and t.get("strategy", "auto") in ("auto", "ddp"):
         return {**cfg, "trainer": {**t, "strategy": "ddp_find_unused_parameters_true"}}

@@ -11,7 +11,9 @@ import random
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from torch import nn
 
+from . import joint
 from .backbone import Backbone, BackboneConfig
 from .errors import SuiteError
 from .freeze import FREEZE_MODES, freeze_backbone  # noqa: F401  (FREEZE_MODES: importable as suite.module.FREEZE_MODES too)
@@ -86,21 +88,46 @@ class TrainedModule(pl.LightningModule):
 
 
 class SuiteModule(TrainedModule):
+    """The LightningModule of every run: a set of tasks sharing one backbone.
+
+    ``SuiteModule(task, tokenizer, cfg)`` is the set of one: the task's adapter, head and objective
+    are the module's own (state dict ``backbone.``, ``adapter.``, ``head.``) and it trains on the
+    task's batches as they come. ``SuiteModule({name: task}, {name: tokenizer}, cfg)`` with a joint
+    run's config (core/joint.py) is the set of several: ``members[name]`` is each task's module of
+    one on this module's backbone (``members.<name>.adapter.``), and a training batch is
+    ``(name, batch)``. Either way ``members`` maps each task to the module that runs it, and the steps
+    below are written once over it; results, history and logs name a task's splits and metrics with
+    ``joint.prefix`` (nothing for a set of one, ``<task>/`` otherwise).
+
+    ``backbone``: one shared with other modules (the members of a set); it is then not a submodule
+    of this one, so it appears once in the set's parameters and state dict."""
+
     def __init__(self, task, tokenizer, cfg: dict, backbone: Backbone | None = None):
-        """``backbone``: one shared with other modules (a joint run's tasks, core/joint.py); it is then
-        not a submodule of this one, so it appears once in the joint module's parameters and state dict."""
         super().__init__(cfg)
-        self.task, self.tokenizer = task, tokenizer
+        if isinstance(task, dict) and len(task) == 1:  # a set of one, given as a set
+            (name, task), = task.items()
+            tokenizer = tokenizer[name] if isinstance(tokenizer, dict) else tokenizer
         bcfg = BackboneConfig.from_dict(cfg["backbone"])
-        self.adapter = task.build_adapter(tokenizer, bcfg.d_model, cfg)
+        several = isinstance(task, dict)
+        if not several:  # built in this order, so a seed gives the weights it always gave
+            self.task, self.tokenizer = task, tokenizer
+            self.adapter = task.build_adapter(tokenizer, bcfg.d_model, cfg)
         if backbone is None:
             self.backbone = Backbone(bcfg)
         else:
             object.__setattr__(self, "backbone", backbone)  # a plain attribute, not a registered submodule
-        self.head = task.build_head(tokenizer, bcfg.d_model, cfg)
-        self.objective = task.objective(task, tokenizer, cfg)
-        self.mask = task.mask_for(cfg)  # causal | bidirectional | prefix
-        self.test_splits: list[str] = ["test"]
+        if several:
+            self.members = nn.ModuleDict({n: SuiteModule(t, tokenizer[n], joint.task_config(cfg, n), backbone=self.backbone)
+                                          for n, t in task.items()})
+        else:
+            self.head = task.build_head(tokenizer, bcfg.d_model, cfg)
+            self.objective = task.objective(task, tokenizer, cfg)
+            self.mask = task.mask_for(cfg)  # causal | bidirectional | prefix
+            object.__setattr__(self, "members", {task.name: self})  # itself: not a submodule
+        self.names = list(self.members)
+        self.test_splits: list[str] = [joint.prefix(self.names, n) + "test" for n in self.names]
+        self.task_steps = dict.fromkeys(self.names, 0)  # training batches of each task so far
+        self.last_loss: dict[str, float] = {}
 
     def forward(self, batch: dict) -> torch.Tensor:
         x = self.adapter(batch["inputs"])  # (B, T, d)
@@ -111,36 +138,61 @@ class SuiteModule(TrainedModule):
                           positions=positions)
         return self.head(h, batch)
 
+    def callbacks(self) -> list:
+        """The Lightning callbacks of the run: a task's own (``Task.callbacks``) where it is trained alone."""
+        return self.task.callbacks(self.cfg) if len(self.names) == 1 else []
+
     # -- steps -------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
-        loss = self.objective.loss(self, batch)
-        self.check_finite(loss, self.task.name)
-        self.log("train/loss", loss, prog_bar=True)
+        name, batch = batch if len(self.names) > 1 else (self.names[0], batch)
+        member = self.members[name]
+        loss = member.objective.loss(member, batch)
+        self.check_finite(loss, name)
+        self.task_steps[name] += 1
+        self.log("train/loss", loss, prog_bar=True, batch_size=1)
+        if len(self.names) > 1:  # every task's latest loss at every logged step: one curve per task in the logs
+            self.last_loss[name] = float(loss.detach())
+            self.log_dict({f"train/{n}/loss": v for n, v in self.last_loss.items()}, batch_size=1)
         return loss
 
-    def validation_step(self, batch, batch_idx):
-        self.objective.evaluate(self, batch, "val")
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
+        member = self.members[self.names[dataloader_idx]]
+        member.objective.evaluate(member, batch, "val")
 
     def on_validation_epoch_end(self):
-        self._finish_split("val")
+        for name in self.names:
+            self._finish_split(name, "val")
         if not self.trainer.sanity_checking:
-            self.history.append({"step": self.global_step, **self.results["val"]})
+            self.history.append({"step": self.global_step, **{
+                joint.prefix(self.names, n) + k: v for n in self.names
+                for k, v in self.results[joint.prefix(self.names, n) + "val"].items()}})
 
     def test_step(self, batch, batch_idx, dataloader_idx=0):
-        self.objective.evaluate(self, batch, self.test_splits[dataloader_idx])
+        name, split = joint.split_of(self.names, self.test_splits[dataloader_idx])
+        self.members[name].objective.evaluate(self.members[name], batch, split)
 
     def on_test_epoch_end(self):
-        for split in self.test_splits:
-            self._finish_split(split)
+        for key in self.test_splits:
+            self._finish_split(*joint.split_of(self.names, key))
 
-    def _finish_split(self, split: str):
-        self.artifacts[split] = self.objective.artifacts(split)
-        values = self.objective.compute(split)
-        self.results[split] = values
+    def _finish_split(self, name: str, split: str):
+        objective, prefix = self.members[name].objective, joint.prefix(self.names, name)
+        self.artifacts[prefix + split] = objective.artifacts(split)
+        values = objective.compute(split)
+        self.results[prefix + split] = values
         # The values are already reduced over all ranks (torchmetrics syncs on compute); sync_dist
         # keeps Lightning from averaging anything else and says so.
-        self.log_dict({f"{split}/{k}": v for k, v in values.items()}, prog_bar=split == "val",
+        self.log_dict({f"{split}/{prefix}{k}": v for k, v in values.items()}, prog_bar=split == "val" and not prefix,
                       add_dataloader_idx=False, sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint):
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["suite"]["task_steps"] = dict(self.task_steps)
+
+    def on_load_checkpoint(self, checkpoint):
+        super().on_load_checkpoint(checkpoint)
+        self.task_steps.update(checkpoint.get("suite", {}).get("task_steps", {}))
+
 
 class NonFiniteLoss(SuiteError):
     def __init__(self, task: str, step: int, value: float):

@@ -14,8 +14,10 @@ Weights from elsewhere are read with safetensors only, never unpickled.
 Every file is written whole or not at all (``files.atomic``: a temporary name, then ``os.replace``).
 A file read back that is truncated, corrupt or of another version is one ``SuiteError`` naming
 the file, what is wrong and what to do (``files.read_json``, ``read_config``, ``read_weights``).
-A joint run's directory (core/joint.py) is read and written here too: ``load_joint``,
-``load_member`` (one of its tasks), ``member_source`` (--init-from it), ``save_joint_weights``.
+A run of several tasks (core/joint.py) keeps each task's adapter and head in weights/<task>/ and
+every task's tokenizer in tokenizer.json by name; ``load_set`` and ``save_set_weights`` read and
+write either kind (``member_folder``), ``load_member`` one task of a joint run, ``member_source``
+--init-from it.
 """
 from __future__ import annotations
 
@@ -50,6 +52,10 @@ def new_run_dir(cfg: dict) -> Path:
 
 
 def save_run_files(run_dir: Path, cfg: dict, tokenizer) -> None:
+    """config.yaml and tokenizer.json; ``tokenizer``: the run's, or a run of several tasks' ``joint.Tokenizers``
+    (a set of one is saved as its tokenizer alone)."""
+    if isinstance(tokenizer, dict) and len(tokenizer) == 1:
+        (tokenizer,) = tokenizer.values()
     write_text(run_dir / "config.yaml", config_mod.dump(cfg))
     write_json(run_dir / "tokenizer.json", tokenizer.state())
 
@@ -182,18 +188,12 @@ def load_run(run_dir, registry, *, weights: bool = True, task: str | None = None
     run, if given, the task it must be."""
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
-    if isinstance(cfg.get("joint"), dict):
+    if joint.is_joint(cfg):
         return load_member(run_dir, cfg, registry, task, weights)
     if task is not None and task != cfg.get("task"):
         raise SuiteError(f"{run_dir}: a run of task {cfg.get('task')!r}, not {task!r}")
-    task = registry.task(cfg.get("task"))
-    cfg = config_mod.merge(config_mod.declared(task), cfg)  # the task's settings added since the run
-    tokenizer = rebuild_tokenizer(task, read_tokenizer_state(run_dir), run_dir)
-    module = SuiteModule(task, tokenizer, cfg)
-    if weights:
-        for part, state in read_parts(run_dir).items():
-            load_part(module, part, state, str(weights_path(run_dir, part)))
-    return task, cfg, tokenizer, module
+    tasks, cfg, tokenizers, module = load_set(run_dir, registry, weights=weights)
+    return tasks[cfg["task"]], cfg, tokenizers[cfg["task"]], module
 
 
 def describe_backbone(b: dict) -> str:
@@ -270,31 +270,46 @@ def init_backbone(module, state: dict[str, torch.Tensor], origin: str) -> dict[s
 
 
 # -- joint run directories (core/joint.py): one backbone, each task's tokenizer, adapter and head ----------
-def tokenizer_of(run_dir: Path, task, states: dict | None = None):
-    states = read_tokenizer_state(run_dir) if states is None else states
+def tokenizer_of(run_dir: Path, task, states: dict):
     if task.name not in states:
         raise SuiteError(f"{tokenizer_path(run_dir)}: no state of the {task.name} tokenizer; {DAMAGED}")
     return rebuild_tokenizer(task, states[task.name], run_dir)
 
 
-def member_weights(run_dir: Path, name: str) -> dict[str, dict]:
-    return {part: read_weights(Path(run_dir) / "weights" / name / f"{part}.safetensors") for part in ("adapter", "head")}
+def member_folder(names: list[str], name: str) -> str:
+    """Where task ``name``'s adapter and head are in a run of ``names``: weights/, or weights/<task>/ in a run of several."""
+    return "weights" + ("" if len(names) == 1 else f"/{name}")
 
 
-def load_joint(run_dir, registry, *, weights: bool = True):
-    """(tasks, cfg, tokenizers, module) of a joint run directory, weights loaded."""
+def member_weights(run_dir: Path, names: list[str], name: str) -> dict[str, dict]:
+    """Task ``name``'s adapter and head tensors, from a run directory of ``names`` or an export."""
+    if len(names) == 1:
+        return read_parts(run_dir, ("adapter", "head"))
+    return {part: read_weights(Path(run_dir) / member_folder(names, name) / f"{part}.safetensors") for part in ("adapter", "head")}
+
+
+def tokenizer_states(run_dir: Path, names: list[str]) -> dict:
+    """Each task's tokenizer state: tokenizer.json holds a run of one task's own, a run of several's by name."""
+    states = read_tokenizer_state(run_dir)
+    return {names[0]: states} if len(names) == 1 else states
+
+
+def load_set(run_dir, registry, *, weights: bool = True):
+    """(tasks, cfg, tokenizers, module) of a run directory (or an export), its tasks by name: the
+    ``SuiteModule`` of its set of tasks, weights loaded."""
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
-    tasks = {n: registry.task(n) for n in cfg["joint"]["tasks"]}
+    names = joint.task_names(cfg)
+    tasks = {n: registry.task(n) for n in names}
     cfg = joint.current(cfg, tasks)
-    states = read_tokenizer_state(run_dir)
+    states = tokenizer_states(run_dir, names)
     tokenizers = joint.Tokenizers({n: tokenizer_of(run_dir, t, states) for n, t in tasks.items()})
-    module = joint.JointModule(tasks, tokenizers, cfg)
+    module = SuiteModule(tasks, tokenizers, cfg)
     if weights:
-        load_part(module, "backbone", read_parts(run_dir, ("backbone",))["backbone"], str(run_dir))
+        load_part(module, "backbone", read_parts(run_dir, ("backbone",))["backbone"], str(weights_path(run_dir, "backbone")))
         for n, member in module.members.items():
-            for part, state in member_weights(run_dir, n).items():
-                load_part(member, part, state, f"{run_dir} ({n})")
+            for part, state in member_weights(run_dir, names, n).items():
+                load_part(member, part, state, str(weights_path(run_dir, part)) if len(names) == 1 else f"{run_dir} ({n})")
     return tasks, cfg, tokenizers, module
 
 
@@ -304,13 +319,13 @@ def load_member(run_dir, cfg: dict, registry, name: str | None, weights: bool = 
         raise SuiteError(f"{run_dir}: a joint run of {', '.join(cfg['joint']['tasks'])}; say which task with --task NAME")
     if name not in cfg["joint"]["tasks"]:
         raise SuiteError(f"{run_dir}: task {name!r} is not one of this joint run's tasks ({', '.join(cfg['joint']['tasks'])})")
-    task = registry.task(name)
+    task, cfg_names = registry.task(name), joint.task_names(cfg)
     cfg = joint.task_config(joint.current(cfg, {name: task}), name)
-    tokenizer = tokenizer_of(Path(run_dir), task)
+    tokenizer = tokenizer_of(Path(run_dir), task, read_tokenizer_state(run_dir))
     module = SuiteModule(task, tokenizer, cfg)
     if weights:
         load_part(module, "backbone", read_parts(run_dir, ("backbone",))["backbone"], str(run_dir))
-        for part, state in member_weights(run_dir, name).items():
+        for part, state in member_weights(run_dir, cfg_names, name).items():
             load_part(module, part, state, str(run_dir))
     return task, cfg, tokenizer, module
 
@@ -321,14 +336,15 @@ def member_source(spec, task):
     path = Path(str(spec)) if spec else None
     if path is None or not path.is_dir() or is_export(path) or not joint.is_joint(read_config(path)):
         return None
-    if task.name not in read_config(path)["joint"]["tasks"]:
+    names = joint.task_names(read_config(path))
+    if task.name not in names:
         return None
-    state = {f"{part}.{k}": v for part, tensors in member_weights(path, task.name).items() for k, v in tensors.items()}
-    return tokenizer_of(path, task), state
+    state = {f"{part}.{k}": v for part, tensors in member_weights(path, names, task.name).items() for k, v in tensors.items()}
+    return tokenizer_of(path, task, read_tokenizer_state(path)), state
 
 
-def save_joint_weights(module, run_dir: Path) -> None:
-    """A joint run's weights: the backbone as a single-task run's, each task's adapter and head in weights/<task>/."""
+def save_set_weights(module, run_dir: Path) -> None:
+    """A run's weights: weights/backbone.safetensors, and each task's adapter and head (``member_folder``)."""
     save_weights(module, run_dir, parts=("backbone",))
     for n, member in module.members.items():
-        save_weights(member, run_dir, parts=("adapter", "head"), folder=f"weights/{n}")
+        save_weights(member, run_dir, parts=("adapter", "head"), folder=member_folder(module.names, n))

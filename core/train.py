@@ -17,12 +17,11 @@ from .cache import prepare
 from .checkpoints import continued_threads
 from .data import SuiteDataModule
 from .errors import SuiteError
-from .evaluate import (evaluate_best, evaluate_joint_best, evaluate_module, print_joint_results,  # noqa: F401
-                       print_results)
+from .evaluate import evaluate_best, evaluate_module, print_results, print_task_results  # noqa: F401
 from .fitting import (RUN_DIR_ENV, MovingAverage, cleaned_up_on_failure, fit, launch_rank, make_trainer,  # noqa: F401
                       quiet_lightning, say, shared_run_dir)
 from .init_from import adopt_source_backbone, apply_init, build  # noqa: F401  (suite.train.build etc., as before)
-from .task import Pretrained
+from .module import SuiteModule
 
 
 def resumed(run_dir: Path, module, cfg: dict) -> tuple[Path, dict | None]:
@@ -39,13 +38,13 @@ def resumed(run_dir: Path, module, cfg: dict) -> tuple[Path, dict | None]:
 @dataclass
 class Run:
     """One run as it goes down, once: its settings (``cfg``, resolved), its tasks (one, or the tasks
-    of a joint run sharing the backbone, core/joint.py), the run it continues (``resume``); then
-    what ``build`` makes (tokenizers, module, data, run directory, the --init-from counts), what
-    ``fit`` trains, and what ``write`` puts in the run directory. A single-task run and a joint run
-    differ only in what is built and in the shape of metrics.json, here and nowhere else.
+    of a joint run sharing the backbone: core/joint.py), the run it continues (``resume``); then
+    what ``build`` makes (tokenizers, the ``SuiteModule`` of the set of tasks, data, run directory,
+    the --init-from counts), what ``fit`` trains, and what ``write`` puts in the run directory.
+    A run of one task is the set of one: nothing here asks how many tasks there are.
 
-    ``data_cache``: a dict shared by many runs in one process (the transfer matrix); single-task
-    runs of the same task, data settings and seed reuse one tokenizer and one set of datasets."""
+    ``data_cache``: a dict shared by many runs in one process (the transfer matrix); runs of a task
+    with the same data settings and seed reuse one tokenizer and one set of datasets."""
 
     cfg: dict
     tasks: dict
@@ -54,39 +53,41 @@ class Run:
     data_cache: dict | None = None
     progress: bool = True
     run_dir: Path | None = None
-    tokenizer: object = None  # a joint run: joint.Tokenizers, every task's by name
+    tokenizer: object = None  # joint.Tokenizers: every task's by name
     module: object = None
     dm: object = None
     init_counts: dict | None = None
     ckpt: Path | None = None
-    cache_key: str | None = None
-    joint: bool = field(init=False)  # several tasks on one backbone: from the config
-
-    def __post_init__(self):
-        self.joint = joint.is_joint(self.cfg)
+    cache_keys: dict = field(default_factory=dict)  # task -> its key in data_cache
 
     @classmethod
     def of(cls, cfg: dict, registry, **kwargs) -> "Run":
         """The run of a resolved config: its task, or a joint run's tasks."""
-        names = cfg["joint"]["tasks"] if joint.is_joint(cfg) else [cfg["task"]]
-        return cls(cfg, {n: registry.task(n) for n in names}, registry, **kwargs)
+        return cls(cfg, {n: registry.task(n) for n in joint.task_names(cfg)}, registry, **kwargs)
 
     @property
     def task(self):
         return next(iter(self.tasks.values()))
 
+    def task_config(self, name: str) -> dict:
+        return joint.task_config(self.cfg, name)
+
     # -- build: tokenizers, module, weights to start from, data --------------------------------
     def prepare(self) -> None:
         """Every task's downloads and caches, once, before anything reads them."""
         for name, task in self.tasks.items():
-            prepare(task, joint.task_config(self.cfg, name) if self.joint else self.cfg)
+            prepare(task, self.task_config(name))
 
     def load(self, weights: bool = True, config: bool = False) -> None:
         """Tokenizers and module from ``run_dir`` (with its weights); ``config``: its saved config too."""
-        loaded = (runs.load_joint if self.joint else runs.load_run)(self.run_dir, self.registry, weights=weights)
-        self.tokenizer, self.module = loaded[2:]
+        _, cfg, self.tokenizer, self.module = runs.load_set(self.run_dir, self.registry, weights=weights)
         if config:
-            self.cfg = loaded[1]
+            self.cfg = cfg
+
+    def cached(self, name: str):
+        """(tokenizer, datasets) of task ``name`` that an earlier run in this process built, or None."""
+        key = self.cache_keys.get(name)
+        return self.data_cache.get(key) if key else None
 
     def build(self) -> None:
         cfg, registry = self.cfg, self.registry
@@ -95,83 +96,81 @@ class Run:
             self.run_dir = Path(self.resume)
             self.load(weights=False)
             self.ckpt, self.init_counts = resumed(self.run_dir, self.module, cfg)
-        elif self.joint:
-            source = adopt_source_backbone(cfg, registry)
-            self.tokenizer = joint.Tokenizers({n: t.build_tokenizer(joint.task_config(cfg, n)) for n, t in self.tasks.items()})
-            self.module = joint.JointModule(self.tasks, self.tokenizer, cfg)
-            self.init_counts = apply_init(self.module, cfg, registry, source)
         else:
-            task, source = self.task, adopt_source_backbone(cfg, registry)
-            # A task may adopt the source's vocabulary, and with it the source's embeddings.
-            tokenizer = task.tokenizer_from_source(source[4], cfg) if source else None
-            member = None if source else runs.member_source(cfg["init"].get("from"), task)
-            if member:  # a joint run that trained this task: its tokenizer, adapter and head too
-                tokenizer = member[0]
-                source = (*runs.resolve_init(str(cfg["init"]["from"]), registry), Pretrained({}, member[1]))
-            own_parts = tokenizer is not None
-            if self.data_cache is not None and not own_parts:
-                self.cache_key = json.dumps([task.name, cfg["data"], cfg["seed"]], sort_keys=True, default=str)
-            cached = self.data_cache.get(self.cache_key) if self.cache_key else None
-            self.tokenizer, self.module = build(task, cfg, cached[0] if cached else tokenizer)
-            self.init_counts = apply_init(self.module, cfg, registry, source, own_parts=own_parts)
+            source = adopt_source_backbone(cfg, registry)
+            tokenizers, own = {}, {}
+            for name, task in self.tasks.items():
+                tcfg = self.task_config(name)
+                # A task may adopt the source's vocabulary, and with it the source's embeddings.
+                tokenizer = task.tokenizer_from_source(source[4], tcfg) if source else None
+                if tokenizer is not None:
+                    own[name] = source[4].state_dict
+                member = None if source else runs.member_source(cfg["init"].get("from"), task)
+                if member:  # a joint run that trained this task: its tokenizer, adapter and head too
+                    tokenizer, own[name] = member
+                if self.data_cache is not None and tokenizer is None:
+                    self.cache_keys[name] = json.dumps([name, tcfg["data"], cfg["seed"]], sort_keys=True, default=str)
+                cached = self.cached(name)
+                if tokenizer is None:
+                    tokenizer = cached[0] if cached else task.build_tokenizer(tcfg)
+                tokenizers[name] = tokenizer
+            self.tokenizer = joint.Tokenizers(tokenizers)
+            self.module = SuiteModule(self.tasks, self.tokenizer, cfg)
+            self.init_counts = apply_init(self.module, cfg, registry, source, own=own)
         if self.run_dir is None:
             self.run_dir = shared_run_dir(cfg)
 
-    def data(self):
-        if self.joint:
-            return joint.JointDataModule(self.tasks, self.tokenizer, self.cfg)
-        cached = self.data_cache.get(self.cache_key) if self.cache_key else None
-        dm = SuiteDataModule(self.task, self.tokenizer, self.cfg, datasets=cached[1] if cached else None)
-        if self.cache_key and not cached:
+    def data(self) -> SuiteDataModule:
+        cached = {n: self.cached(n)[1] for n in self.tasks if self.cached(n)}
+        dm = SuiteDataModule(self.tasks, self.tokenizer, self.cfg, datasets=cached)
+        if any(n not in cached for n in self.cache_keys):
             dm.setup()
-            self.data_cache[self.cache_key] = (self.tokenizer, dm.datasets)
+            for n, key in self.cache_keys.items():
+                self.data_cache.setdefault(key, (self.tokenizer[n], dm.members[n].datasets))
         return dm
 
     def describe(self) -> str:
         t = self.cfg["trainer"]
         budget = f"{t['max_steps']} steps" if int(t.get("max_steps", -1)) >= 0 else f"{t.get('max_epochs')} epochs"
-        what = (f"joint run of {', '.join(self.tasks)} (mix {self.cfg['joint']['mix']})" if self.joint else f"task {self.task.name}")
+        what = f"task {self.task.name}" if len(self.tasks) == 1 else f"joint run of {', '.join(self.tasks)} (mix {self.cfg['joint']['mix']})"
         return (f"{what}: {sum(p.numel() for p in self.module.parameters()):,} parameters, "
                 f"backbone {runs.describe_backbone(self.cfg['backbone'])}, {budget}")
 
     def make_trainer(self) -> pl.Trainer:
-        if self.joint:
-            return make_trainer(joint.trainer_settings(self.cfg), self.run_dir, progress=self.progress,
-                                objectives={n: m.objective for n, m in self.module.members.items()})
-        return make_trainer(self.cfg, self.run_dir, progress=self.progress, objective=self.module.objective,
-                            extra_callbacks=self.task.callbacks(self.cfg))
+        return make_trainer(joint.trainer_settings(self.cfg), self.run_dir, progress=self.progress,
+                            objectives={n: m.objective for n, m in self.module.members.items()},
+                            extra_callbacks=self.module.callbacks())
 
     # -- write: weights, artefacts, metrics.json ------------------------------------------------
     def save_weights(self) -> None:
-        (runs.save_joint_weights if self.joint else runs.save_weights)(self.module, self.run_dir)
+        runs.save_set_weights(self.module, self.run_dir)
         for split, extra in self.module.artifacts.items():
             for name, value in extra.items():
                 (self.run_dir / f"{split}_{name}.json").parent.mkdir(exist_ok=True)  # a joint run: <task>/
                 runs.write_json(self.run_dir / f"{split}_{name}.json", value)
 
     def best(self, trainer: pl.Trainer, results: dict) -> dict | None:
-        evaluate = evaluate_joint_best if self.joint else evaluate_best
-        return evaluate(self.module, self.dm, self.cfg, trainer, self.progress, results)
+        return evaluate_best(self.module, self.dm, self.cfg, trainer, self.progress, results)
 
-    def metrics(self, trainer: pl.Trainer, results: dict, train_time: float, best) -> dict:
+    def metrics(self, trainer: pl.Trainer, results: dict, train_time: float, best: dict | None) -> dict:
+        """metrics.json: the run's figures; each task's primary metric, steps, share of the mix, splits
+        and best checkpoint (in a run of one task, at the top level, as a run of one task always had them)."""
+        names = self.module.names
+        tasks = {n: {"primary": m.objective.primary, "higher_is_better": m.objective.higher_is_better,
+                     "steps": self.module.task_steps[n], "mix": round(w / sum(self.dm.weights), 6),
+                     "splits": {joint.split_of(names, s)[1]: v for s, v in results.items() if joint.split_of(names, s)[0] == n}}
+                 for (n, m), w in zip(self.module.members.items(), self.dm.weights)}
         m = {"task": self.cfg["task"], "step": trainer.global_step, "train_seconds": round(train_time, 1)}
-        if self.joint:
-            per_task = {}
-            for (n, member), weight in zip(self.module.members.items(), self.dm.weights):
-                per_task[n] = {"primary": member.objective.primary, "higher_is_better": member.objective.higher_is_better,
-                               "steps": self.module.task_steps[n], "mix": round(weight / sum(self.dm.weights), 6),
-                               "splits": {joint.split_name(s)[1]: v for s, v in results.items() if joint.split_name(s)[0] == n}}
-            m["tasks"] = per_task
+        if len(names) == 1:
+            m.update(primary=tasks[names[0]]["primary"], higher_is_better=tasks[names[0]]["higher_is_better"])
+            best = best and best[names[0]]
         else:
-            m.update(primary=self.module.objective.primary, higher_is_better=self.module.objective.higher_is_better)
+            m["tasks"] = tasks
         return {**m, "splits": results, "history": self.module.history, "init": self.init_counts, "best": best,
                 "world_size": trainer.world_size}
 
     def print_results(self, results: dict) -> None:
-        if self.joint:
-            print_joint_results(results, {n: m.objective.primary for n, m in self.module.members.items()})
-        else:
-            print_results(results, self.module.objective.primary)
+        print_task_results(results, self.module)
 
 
 def execute(run: Run) -> Path:
@@ -251,11 +250,11 @@ def resolve_run(names: list[str], registry, *, config_file=None, overrides: dict
     overrides = overrides or {}
     if saved is not None:
         kind = f"a joint run of {','.join(saved['joint']['tasks'])}" if joint.is_joint(saved) else f"a run of task {saved['task']!r}"
-        if names and names != (saved["joint"]["tasks"] if joint.is_joint(saved) else [saved["task"]]):
+        if names and names != joint.task_names(saved):
             raise SuiteError(f"--resume {resume} is {kind}, not {','.join(names)}")
         if config_file:
             raise SuiteError("--config applies to a new run; a resumed run keeps its config.yaml")
-        names = saved["joint"]["tasks"] if joint.is_joint(saved) else [saved["task"]]
+        names = joint.task_names(saved)
     if not names:
         raise SuiteError("give --task NAME (see `suite tasks`) or --resume RUN_DIR")
     if len(names) > 1:

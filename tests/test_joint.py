@@ -127,7 +127,7 @@ def test_init_from_a_joint_run_into_a_member_task_and_a_new_one(joint_run, capsy
                                 "--trainer.max_steps", 2, "--data.val_size", 16, "--data.test_size", 16,
                                 "--data.long_digits", "[4, 4]", "--init-from", joint_run, "--run.root", tmp_path)
     assert code == 0, err
-    assert "newly initialised 0 (the task's adapter and head come from the joint run)" in out
+    assert "newly initialised 0 (task arithmetic: its adapter and head come from the joint run)" in out
     # text defaults to rotary positions; the joint run's are learned, which the new run must state
     code, out, err = suite_main(capsys, "train", "--task", "text", "--backbone.preset", "tiny", "--no-progress",
                                 "--backbone.positions", "learned", "--trainer.max_steps", 2, "--trainer.val_check_interval", 2, "--data.max_eval_windows", 3,
@@ -136,11 +136,16 @@ def test_init_from_a_joint_run_into_a_member_task_and_a_new_one(joint_run, capsy
     assert "(adapter and head are new)" in out and metrics(run_dir_from(out))["step"] == 2
 
 
-def test_init_from_a_run_into_a_joint_run_loads_the_backbone(joint_run, capsys, tmp_path):
+def test_init_from_a_joint_run_into_a_joint_run_loads_every_part(joint_run, capsys, tmp_path):
     run = train(capsys, tmp_path, "--trainer.max_steps", 2, "--init-from", joint_run, "--mix", "1,0,1")
     m = metrics(run)
-    assert m["init"]["loaded"] == len(load_file(joint_run / "weights" / "backbone.safetensors"))
+    parts = ["backbone.safetensors"] + [f"{n}/{p}.safetensors" for n in ("vision", "audio", "arithmetic") for p in ("adapter", "head")]
+    assert m["init"]["loaded"] == sum(len(load_file(joint_run / "weights" / p)) for p in parts)
+    assert m["init"]["initialised"] == 0
     assert m["tasks"]["audio"]["steps"] == 0 and m["tasks"]["audio"]["mix"] == 0
+    # audio had no batch: its head is the joint run's, untouched
+    for name, value in load_file(joint_run / "weights" / "audio" / "head.safetensors").items():
+        assert torch.equal(load_file(run / "weights" / "audio" / "head.safetensors")[name], value)
 
 
 @pytest.mark.parametrize("args, message", [

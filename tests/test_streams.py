@@ -68,7 +68,7 @@ def test_a_training_loader_read_again_at_an_epoch_start_serves_that_epochs_permu
 
     from suite.data import SuiteDataModule
 
-    task = SimpleNamespace(collate=lambda s: s)
+    task = SimpleNamespace(name="numbers", collate=lambda s: s)
     dm = SuiteDataModule(task, None, {"seed": 0, "data": {"batch_size": 5}}, datasets={"train": list(range(10))})
     dm.trainer = SimpleNamespace(current_epoch=3, global_rank=0, world_size=1)  # reload_dataloaders_every_n_epochs
     reloaded = [x for batch in dm.train_dataloader() for x in batch]

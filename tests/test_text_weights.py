@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import suite
 from suite.plugins.text import LMHead, hf, source_tokenizer
@@ -164,11 +165,26 @@ def test_gpt2_with_its_vocabulary_trains_text(tmp_path, capsys):
                                   "--data.block_size", 32, "--data.max_eval_windows", 2, "--data.batch_size", 2]])
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert "the task uses the source's vocabulary and embeddings" in out.out
+    assert "uses the source's vocabulary and embeddings" in out.out
     run = run_dir_from(out.out)
     assert metrics(run)["splits"]["val"]["bits_per_byte"] > 0
     assert main(["predict", str(run), "Return the", "--max_tokens", "3"]) == 0
     assert capsys.readouterr().out.startswith("Return the")
+
+    # in a joint run the text task adopts the vocabulary as it does alone; vision keeps its own
+    code = main([str(a) for a in ["train", "--task", "text,vision", "--init-from", f"hf:{ckpt}", "--backbone.preset", "tiny", "--backbone.positions", "learned", "--run.root", tmp_path / "runs",
+                                  "--no-progress", "--trainer.max_steps", 2, "--trainer.val_check_interval", 2,
+                                  "--text.data.block_size", 32, "--data.max_eval_windows", 2, "--data.batch_size", 2,
+                                  "--vision.data.train_limit", 64]])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "(task text uses the source's vocabulary and embeddings)" in out.out
+    joint = run_dir_from(out.out)
+    # the vocabulary: text's tokenizer and its embedding table are the source's
+    adapter = load_file(joint / "weights" / "text" / "adapter.safetensors")
+    assert [v.shape[0] for k, v in adapter.items() if v.dim() == 2] == [bpe.get_vocab_size()]
+    single = load_file(run / "weights" / "adapter.safetensors")
+    assert adapter.keys() == single.keys()
 
 
 def test_roberta_position_offset(tmp_path):

@@ -11,30 +11,20 @@ from pathlib import Path
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from suite import cli
-from suite.joint import JointModule
 from suite.module import SuiteModule
 
-seen: list[int] = []
+seen: list = []
 original = SuiteModule.training_step
 
 
 def recording_step(self, batch, batch_idx):
-    seen.extend(batch["index"].tolist())
+    name, data = batch if len(self.names) > 1 else (None, batch)
+    if "index" in data:
+        seen.extend(data["index"].tolist() if name is None else [f"{name}:{i}" for i in data["index"].tolist()])
     return original(self, batch, batch_idx)
 
 
 SuiteModule.training_step = recording_step
-original_joint = JointModule.training_step
-
-
-def recording_joint_step(self, batch, batch_idx):
-    name, data = batch
-    if "index" in data:
-        seen.extend(f"{name}:{i}" for i in data["index"].tolist())
-    return original_joint(self, batch, batch_idx)
-
-
-JointModule.training_step = recording_joint_step
 code = cli.main(sys.argv[2:])
 Path(sys.argv[1], f"seen-{rank_zero_only.rank}.json").write_text(json.dumps(seen))
 sys.exit(code)
