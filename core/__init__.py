@@ -42,6 +42,8 @@ __all__ = [
     "Batch", "ClassificationBatch", "GenerationBatch", "LanguageModelBatch", "ChoiceBatch",
     # added with typed settings (Task.settings, docs/settings.md)
     "DataSettings", "ClassifierSettings",
+    # Hugging Face data sets for classification tasks (--data.dataset hf:NAME_OR_PATH)
+    "hf_datasets",
 ]
 
 

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import SuiteError
+
 MASK_KINDS = ("causal", "bidirectional", "prefix")
 # learned: a table of max_len vectors added to the input (GPT-2, BERT; what imported weights use).
 # rotary: queries and keys rotated by their position (RoPE, Su et al. 2021); no parameters, so a
@@ -37,8 +39,17 @@ class BackboneConfig:
     positions: str = "learned"  # "learned" absolute, "rotary" (RoPE) or "none" (see POSITION_KINDS)
     rope_base: float = 10000.0  # rotary: the wavelength base of the lowest frequency
     bias: bool = True
-    activation: str = "gelu"  # "gelu" (erf), "gelu_tanh" (GPT-2's gelu_new), "relu"
+    activation: str = "gelu"  # "gelu" (erf), "gelu_tanh" (GPT-2's gelu_new), "relu", "silu"
     ln_eps: float = 1e-5
+    # The options of today's open language models (Llama, Qwen2, Mistral, GPT-NeoX); the defaults
+    # are the blocks above, so saved runs keep their meaning.
+    norm_type: str = "layer"  # "layer" (LayerNorm) or "rms" (RMSNorm: Llama, Qwen2, Mistral)
+    mlp: str = "plain"  # "plain": proj(act(fc(x))); "gated": proj(act(gate(x)) * fc(x)) (SwiGLU with silu)
+    n_kv_heads: int | None = None  # key-value heads (grouped-query attention); None: n_heads
+    qkv_bias: bool | None = None  # bias of the query, key and value projections (Qwen2: only these); None: `bias`
+    rope_scaling: dict | None = None  # rotary: transformers' rope_scaling ({"rope_type": "linear" | "llama3", "factor", ...})
+    rotary_fraction: float = 1.0  # rotary: the share of each head's dimensions rotated (GPT-NeoX's rotary_pct)
+    parallel_residual: bool = False  # x + attn(ln1(x)) + mlp(ln2(x)) in one residual step (GPT-NeoX)
 
     @classmethod
     def from_dict(cls, d: dict) -> "BackboneConfig":
@@ -53,55 +64,81 @@ class BackboneConfig:
 ARCHITECTURE_FIELDS = tuple(f.name for f in fields(BackboneConfig) if f.name != "dropout")
 
 
+class BackboneConfigError(SuiteError, ValueError):
+    """A backbone configuration the blocks cannot build: one line, as every bad setting."""
+
+
+ACTIVATIONS = {"gelu": lambda: nn.GELU(), "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "relu": lambda: nn.ReLU(),
+               "silu": lambda: nn.SiLU()}
+NORM_TYPES, MLP_KINDS = ("layer", "rms"), ("plain", "gated")
+
+
+def make_norm(cfg: BackboneConfig) -> nn.Module:
+    if cfg.norm_type == "rms":
+        return nn.RMSNorm(cfg.d_model, eps=cfg.ln_eps)
+    return nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps, bias=cfg.bias)
+
+
 class SelfAttention(nn.Module):
+    """Multi-head attention through ``scaled_dot_product_attention``; with ``n_kv_heads`` < ``n_heads``,
+    grouped-query attention (each key-value head serves n_heads / n_kv_heads query heads). ``qkv``
+    holds the query, key and value projections one after the other."""
+
     def __init__(self, cfg: BackboneConfig):
         super().__init__()
-        assert cfg.d_model % cfg.n_heads == 0, "d_model must be divisible by n_heads"
-        self.n_heads = cfg.n_heads
+        self.n_heads, self.n_kv_heads = cfg.n_heads, cfg.n_kv_heads or cfg.n_heads
+        self.head_dim = cfg.d_model // cfg.n_heads
         self.dropout = cfg.dropout
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
+        self.qkv = nn.Linear(cfg.d_model, cfg.d_model + 2 * self.n_kv_heads * self.head_dim,
+                             bias=cfg.bias if cfg.qkv_bias is None else cfg.qkv_bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, is_causal: bool, rope=None) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        # (B, T, C) -> (B, heads, T, C // heads)
-        q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        kv = self.n_kv_heads * self.head_dim
+        q, k, v = self.qkv(x).split([C, kv, kv], dim=2)
+        # (B, T, heads * head_dim) -> (B, heads, T, head_dim)
+        q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+        k, v = (t.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2) for t in (k, v))
         if rope is not None:
             q, k = rotate(q, *rope), rotate(k, *rope)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, is_causal=is_causal,
-            dropout_p=self.dropout if self.training else 0.0,
+            dropout_p=self.dropout if self.training else 0.0, enable_gqa=self.n_kv_heads != self.n_heads,
         )
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
 class MLP(nn.Module):
+    """``proj(act(fc(x)))``, or gated (``mlp: gated``): ``proj(act(gate(x)) * fc(x))`` (SwiGLU with silu)."""
+
     def __init__(self, cfg: BackboneConfig):
         super().__init__()
+        if cfg.mlp == "gated":
+            self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
         self.fc = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
-        self.act = {
-            "gelu": nn.GELU(),
-            "gelu_tanh": nn.GELU(approximate="tanh"),
-            "relu": nn.ReLU(),
-        }[cfg.activation]
+        self.act = ACTIVATIONS[cfg.activation]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "gate"):
+            return self.proj(self.act(self.gate(x)) * self.fc(x))
         return self.proj(self.act(self.fc(x)))
 
 
 class Block(nn.Module):
     def __init__(self, cfg: BackboneConfig):
         super().__init__()
-        self.pre = cfg.norm == "pre"
-        self.ln1 = nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps, bias=cfg.bias)
+        self.pre, self.parallel = cfg.norm == "pre", cfg.parallel_residual
+        self.ln1 = make_norm(cfg)
         self.attn = SelfAttention(cfg)
-        self.ln2 = nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps, bias=cfg.bias)
+        self.ln2 = make_norm(cfg)
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, attn_mask, is_causal, rope=None):
+        if self.parallel:
+            return x + self.drop(self.attn(self.ln1(x), attn_mask, is_causal, rope)) + self.drop(self.mlp(self.ln2(x)))
         if self.pre:
             x = x + self.drop(self.attn(self.ln1(x), attn_mask, is_causal, rope))
             return x + self.drop(self.mlp(self.ln2(x)))
@@ -109,17 +146,49 @@ class Block(nn.Module):
         return self.ln2(x + self.drop(self.mlp(x)))
 
 
-def rotary_angles(positions: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B or 1, T) positions -> cos, sin of shape (B or 1, 1, T, head_dim // 2) for :func:`rotate`."""
-    inv_freq = base ** -(torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim)
-    angles = positions.float()[:, None, :, None] * inv_freq  # (B, 1, T, head_dim // 2)
+def rotary_frequencies(rotary_dim: int, base: float, scaling: dict | None = None, device=None) -> torch.Tensor:
+    """The rotary inverse frequencies (rotary_dim // 2,), scaled as transformers' ``rope_scaling`` says:
+    ``linear`` (every frequency / factor) or ``llama3`` (low frequencies / factor, high ones kept, a
+    smooth blend between), as in Llama 3.1's config."""
+    inv_freq = base ** -(torch.arange(0, rotary_dim, 2, device=device, dtype=torch.float32) / rotary_dim)
+    kind = (scaling or {}).get("rope_type", (scaling or {}).get("type", "default"))
+    if kind == "default":
+        return inv_freq
+    need = {"linear": ("factor",), "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")}
+    if kind not in need:
+        raise BackboneConfigError(f"backbone.rope_scaling: rope_type {kind!r} is not supported (linear, llama3)")
+    missing = [k for k in need[kind] if k not in scaling]
+    if missing:
+        raise BackboneConfigError(f"backbone.rope_scaling: rope_type {kind} needs {', '.join(missing)}")
+    factor = float(scaling["factor"])
+    if kind == "linear":
+        return inv_freq / factor
+    low, high = float(scaling["low_freq_factor"]), float(scaling["high_freq_factor"])  # llama3
+    original = float(scaling["original_max_position_embeddings"])
+    wavelength = 2 * math.pi / inv_freq
+    smooth = (original / wavelength - low) / (high - low)
+    blended = (1 - smooth) * inv_freq / factor + smooth * inv_freq
+    scaled = torch.where(wavelength > original / low, inv_freq / factor, inv_freq)
+    middle = (wavelength <= original / low) & (wavelength >= original / high)
+    return torch.where(middle, blended, scaled)
+
+
+def rotary_angles(positions: torch.Tensor, head_dim: int, base: float, scaling: dict | None = None,
+                  fraction: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B or 1, T) positions -> cos, sin of shape (B or 1, 1, T, rotary_dim // 2) for :func:`rotate`;
+    ``fraction``: the share of the head's dimensions rotated (the first ``rotary_dim``)."""
+    inv_freq = rotary_frequencies(int(head_dim * fraction), base, scaling, positions.device)
+    angles = positions.float()[:, None, :, None] * inv_freq  # (B, 1, T, rotary_dim // 2)
     return angles.cos(), angles.sin()
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """RoPE on (B, heads, T, head_dim), halves paired as in GPT-NeoX and LLaMA's HF port."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).type_as(x)
+    """RoPE on (B, heads, T, head_dim), halves paired as in GPT-NeoX and LLaMA's HF port; only the
+    first ``2 * cos.shape[-1]`` dimensions turn (partial rotary), the rest pass."""
+    n = 2 * cos.shape[-1]
+    x1, x2 = x[..., : n // 2], x[..., n // 2: n]
+    turned = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).type_as(x)
+    return turned if n == x.shape[-1] else torch.cat([turned, x[..., n:]], dim=-1)
 
 
 def attention_mask(
@@ -158,17 +227,16 @@ class Backbone(nn.Module):
         super().__init__()
         self.cfg = cfg
         if cfg.positions not in POSITION_KINDS:
-            raise ValueError(f"backbone.positions must be one of {', '.join(POSITION_KINDS)}, not {cfg.positions!r}")
+            raise BackboneConfigError(f"backbone.positions must be one of {', '.join(POSITION_KINDS)}, not {cfg.positions!r}")
         if cfg.positions == "learned":
             self.pos_emb = nn.Parameter(torch.zeros(cfg.max_len, cfg.d_model))
-        if cfg.positions == "rotary" and (cfg.d_model // cfg.n_heads) % 2:
-            raise ValueError(f"rotary positions need an even head size, not {cfg.d_model // cfg.n_heads}")
+        check(cfg)
         if cfg.embed_norm:
-            self.embed_norm = nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps, bias=cfg.bias)
+            self.embed_norm = make_norm(cfg)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         if cfg.final_norm:
-            self.ln_f = nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps, bias=cfg.bias)
+            self.ln_f = make_norm(cfg)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -204,7 +272,8 @@ class Backbone(nn.Module):
         if kind == "learned":
             x = x + F.embedding(positions, self.pos_emb)  # not pos_emb[positions]: its backward adds in a thread-dependent order on CPU
         elif kind == "rotary":
-            rope = rotary_angles(positions, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base)
+            rope = rotary_angles(positions, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base,
+                                 self.cfg.rope_scaling, self.cfg.rotary_fraction)
         if self.cfg.embed_norm:
             x = self.embed_norm(x)
         x = self.drop(x)
@@ -216,6 +285,28 @@ class Backbone(nn.Module):
         if self.cfg.final_norm:
             x = self.ln_f(x)
         return x
+
+
+def check(cfg: BackboneConfig) -> None:
+    """One clear error for a configuration the blocks cannot build."""
+    head = cfg.d_model // cfg.n_heads
+    rules = [
+        (cfg.d_model % cfg.n_heads == 0, f"d_model {cfg.d_model} must be divisible by n_heads {cfg.n_heads}"),
+        (cfg.norm in ("pre", "post"), f"backbone.norm must be pre or post, not {cfg.norm!r}"),
+        (cfg.norm_type in NORM_TYPES, f"backbone.norm_type must be one of {', '.join(NORM_TYPES)}, not {cfg.norm_type!r}"),
+        (cfg.mlp in MLP_KINDS, f"backbone.mlp must be one of {', '.join(MLP_KINDS)}, not {cfg.mlp!r}"),
+        (cfg.activation in ACTIVATIONS, f"backbone.activation must be one of {', '.join(ACTIVATIONS)}, not {cfg.activation!r}"),
+        (cfg.n_kv_heads is None or (cfg.n_kv_heads > 0 and cfg.n_heads % cfg.n_kv_heads == 0),
+         f"backbone.n_kv_heads {cfg.n_kv_heads} must divide n_heads {cfg.n_heads}"),
+        (0 < cfg.rotary_fraction <= 1, f"backbone.rotary_fraction must be in (0, 1], not {cfg.rotary_fraction}"),
+        (cfg.positions != "rotary" or int(head * cfg.rotary_fraction) % 2 == 0,
+         f"rotary positions need an even number of rotated dimensions per head, not {int(head * cfg.rotary_fraction)}"),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise BackboneConfigError(message)
+    if cfg.positions == "rotary":
+        rotary_frequencies(int(head * cfg.rotary_fraction), cfg.rope_base, cfg.rope_scaling)  # its own errors
 
 
 def architecture_differences(a: dict, b: dict) -> list[str]:

@@ -1,14 +1,22 @@
 """`suite export RUN`: a trained run as a Hugging Face-style directory, or as ONNX.
 
 ``--format hf`` writes a directory that `suite predict`, `suite eval`, `suite play` and
-`--init-from` accept like the run directory itself (runs.load_run reads both):
+`--init-from` accept like the run directory itself (runs.load_run reads it). Where the run's
+backbone is exactly a transformers model (BERT, GPT-2, Llama, Qwen2: core/hf_export.py),
+``transformers.AutoModel.from_pretrained(DIR)`` loads it too:
 
-  config.json           the architecture under Hugging Face's names, and under ``suite`` the run's
-                        resolved config (enough to rebuild the model)
-  model.safetensors     every weight, keys prefixed ``backbone.``, ``adapter.``, ``head.``
-  suite_tokenizer.json  the tokenizer's state (suite's own format, hence not tokenizer.json)
-  metrics.json          the run's metrics, where it has them
-  README.md             a model card: task, data, settings, metrics per split, how to load it
+  config.json              that model's config (``model_type`` bert, gpt2, llama or qwen2), and under
+                           ``suite`` the run's resolved config (enough to rebuild the whole model)
+  model.safetensors        the backbone under the model's names (core/hf_names.py)
+  suite_parts.safetensors  the task's adapter and head, keys prefixed ``adapter.``, ``head.``
+  suite_tokenizer.json     the tokenizer's state (suite's own format, hence not tokenizer.json)
+  metrics.json             the run's metrics, where it has them
+  README.md                a model card: the Hub's metadata and model-index, task, data, settings,
+                           metrics per split, how to load it
+
+Any other backbone keeps suite's own layout, which exports of earlier versions have too:
+``model_type: suite`` and every weight in model.safetensors, keys prefixed ``backbone.``,
+``adapter.``, ``head.``; the model card says why no transformers model fits.
 
 ``--format onnx`` writes ``model.onnx``: the model without its tokenizer (adapter, backbone,
 head), taking the tensors of a batch (``inputs`` and, where the task's batches have them,
@@ -24,7 +32,7 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from . import runs
+from . import hf_export, runs
 from .errors import SuiteError
 
 FORMATS = ("hf", "onnx")
@@ -52,24 +60,34 @@ def export_hf(run_dir: Path, task, cfg: dict, tokenizer, module, out: Path) -> l
     metrics = runs.read_metrics(run_dir, missing_ok=True)  # read before anything is written: a damaged one stops here
     if metrics is not None and "tasks" in metrics:
         metrics = member_metrics(metrics, task.name, run_dir)
-    b = cfg["backbone"]
-    config = {
-        "model_type": "suite", "architectures": ["SuiteModule"], "task": task.name, "domain": task.domain,
-        "hidden_size": b["d_model"], "num_hidden_layers": b["n_layers"], "num_attention_heads": b["n_heads"],
-        "intermediate_size": b["d_ff"], "max_position_embeddings": b["max_len"],
-        "suite": cfg,
-    }
+    b, mask = cfg["backbone"], task.mask_for(cfg)
+    parts = {part: {k: v.detach().cpu().contiguous() for k, v in getattr(module, part).state_dict().items()}
+             for part in runs.PARTS}
+    fam, why = hf_export.family(b)
+    own = {f"{part}.{k}": v for part in ("adapter", "head") for k, v in parts[part].items()}
+    if fam:
+        words, pad = hf_export.word_table(module.adapter, b["d_model"])
+        config = hf_export.hf_config(fam, b, mask, vocab_size=words.shape[0], pad=pad)
+        files = {runs.EXPORT_WEIGHTS: hf_export.hf_state(fam, parts["backbone"], b, words), runs.EXPORT_PARTS: own}
+    else:
+        config = {"model_type": "suite", "architectures": ["SuiteModule"], "hidden_size": b["d_model"],
+                  "num_hidden_layers": b["n_layers"], "num_attention_heads": b["n_heads"],
+                  "intermediate_size": b["d_ff"], "max_position_embeddings": b["max_len"]}
+        files = {runs.EXPORT_WEIGHTS: {**{f"backbone.{k}": v for k, v in parts["backbone"].items()}, **own}}
+        (out / runs.EXPORT_PARTS).unlink(missing_ok=True)  # an earlier export's, into the same directory
+    config.update({"task": task.name, "domain": task.domain, "suite": cfg})
     runs.write_text(out / runs.EXPORT_CONFIG, json.dumps(config, indent=2, default=str) + "\n")
-    state = {f"{part}.{k}": v.detach().cpu().contiguous()
-             for part in runs.PARTS for k, v in getattr(module, part).state_dict().items()}
-    with runs.atomic(out / runs.EXPORT_WEIGHTS) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "task": task.name})
+    for name, state in files.items():
+        with runs.atomic(out / name) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt", "task": task.name})
     runs.write_json(out / runs.EXPORT_TOKENIZER, tokenizer.state())
-    written = [runs.EXPORT_CONFIG, runs.EXPORT_WEIGHTS, runs.EXPORT_TOKENIZER]
+    written = [runs.EXPORT_CONFIG, *files, runs.EXPORT_TOKENIZER]
     if metrics is not None:
         runs.write_json(out / "metrics.json", metrics)
         written.append("metrics.json")
-    runs.write_text(out / "README.md", model_card(task, cfg, metrics, n_params=sum(v.numel() for v in state.values())))
+    n_params = sum(v.numel() for state in parts.values() for v in state.values())
+    runs.write_text(out / "README.md", model_card(task, cfg, metrics, n_params, fam, why,
+                                                  words=hf_export.plain_embedding(module.adapter)))
     return written + ["README.md"]
 
 
@@ -84,17 +102,59 @@ def member_metrics(metrics: dict, name: str, run_dir: Path) -> dict:
             "joint": {"run": str(run_dir), "tasks": list(metrics["tasks"]), "steps": t.get("steps"), "mix": t.get("mix")}}
 
 
-def model_card(task, cfg: dict, metrics: dict | None, n_params: int) -> str:
+# The Hub's task type (model-index ``task.type``) of an objective, per domain where it depends on one
+HUB_TASKS = {("Classification", "text"): "text-classification", ("Classification", "vision"): "image-classification",
+             ("Classification", "audio"): "audio-classification", ("LanguageModel", None): "text-generation",
+             ("Generation", None): "text2text-generation"}
+
+
+def hub_task(task) -> str:
+    name = task.objective.__name__
+    return HUB_TASKS.get((name, task.domain), HUB_TASKS.get((name, None), "other"))
+
+
+def dataset_name(task, cfg: dict) -> str:
+    data = cfg.get("data") or {}
+    for key in ("dataset", "corpus", "source"):
+        if data.get(key):
+            return ", ".join(map(str, data[key])) if isinstance(data[key], list) else str(data[key])
+    return f"{task.name} data"
+
+
+def card_metadata(task, cfg: dict, metrics: dict | None, fam: str | None) -> dict:
+    """The card's YAML header as the Hub reads it: library, tags, and the metrics as ``model-index``."""
+    meta = {"library_name": "transformers" if fam else "suite",
+            "tags": list(dict.fromkeys(["suite", task.domain, task.name, *([fam] if fam else [])]))}
+    if metrics and metrics.get("splits"):
+        dataset = dataset_name(task, cfg)
+        meta["model-index"] = [{"name": f"suite-{task.name}", "results": [
+            {"task": {"type": hub_task(task), "name": task.name},
+             "dataset": {"name": dataset, "type": dataset, "split": split},
+             "metrics": [{"type": k, "value": float(v), "name": f"{split} {k}"}
+                         for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]}
+            for split, values in metrics["splits"].items()]}]
+    return meta
+
+
+def model_card(task, cfg: dict, metrics: dict | None, n_params: int, fam: str | None = None, why: str = "",
+               words: bool = False) -> str:
+    """README.md. ``fam``: the transformers model the backbone is (None: ``why`` none is); ``words``: the
+    adapter's embedding table is that model's word embeddings."""
     b, t = cfg["backbone"], cfg["trainer"]
-    lines = ["---", "library_name: suite", f"tags: [suite, {task.domain}, {task.name}]", "---", "",
+    mask = task.mask_for(cfg)
+    lines = ["---", yaml.safe_dump(card_metadata(task, cfg, metrics, fam), sort_keys=False).rstrip(), "---", "",
              f"# suite: {task.name}", "",
              f"{task.description}. A `suite` model ({task.domain} domain, plugin `{task.plugin}`): the task's "
              f"tokenizer and adapter, the shared Transformer backbone and the task's head, "
              f"{n_params:,} parameters.", "",
              "## Task", "",
-             f"- task: `{task.name}` (objective {task.objective.__name__}, {task.mask_for(cfg)} attention)",
+             f"- task: `{task.name}` (objective {task.objective.__name__}, {mask} attention)",
              f"- backbone: preset `{b.get('preset')}`, d_model {b['d_model']}, {b['n_layers']} layers, "
              f"{b['n_heads']} heads, d_ff {b['d_ff']}, context {b['max_len']}",
+             (f"- transformers: the backbone is a `{hf_export.ARCHITECTURES[fam]}` (`model_type: {fam}`); "
+              f"{hf_export.mask_note(fam, mask)}" if fam else
+              f"- transformers: no transformers model has this backbone's blocks ({why}); the export keeps "
+              "suite's own layout (`model_type: suite`)"),
              f"- started from: {cfg['init'].get('from') or 'scratch'} (freeze: {cfg['init'].get('freeze') or 'none'})", "",
              "## Data", "", "```yaml", yaml.safe_dump({"data": cfg["data"]}, sort_keys=False).rstrip(), "```", "",
              "## Settings", "",
@@ -122,9 +182,23 @@ def model_card(task, cfg: dict, metrics: dict | None, n_params: int) -> str:
               "suite train --task OTHER --init-from THIS_DIR        # reuse the backbone for another task",
               "```", "", "```python", "import suite",
               "task, cfg, tokenizer, model = suite.load_run(\"THIS_DIR\", suite.get_registry())",
-              "model.eval()", "```", "",
-              "`model.safetensors` holds every tensor, keys prefixed `backbone.`, `adapter.` and `head.`; "
-              "it loads without unpickling anything. `suite_tokenizer.json` is the tokenizer's state.", ""]
+              "model.eval()", "```", ""]
+    if fam:
+        lines += ["With `transformers` alone, the backbone:", "", "```python", "from transformers import AutoModel", "",
+                  "backbone = AutoModel.from_pretrained(\"THIS_DIR\")",
+                  "# x: the adapter's output (B, T, d_model); mask: 1 at tokens, 0 at padding",
+                  "hidden = backbone(inputs_embeds=x, attention_mask=mask).last_hidden_state",
+                  "```", "",
+                  f"`model.safetensors` holds the backbone under `{hf_export.ARCHITECTURES[fam]}`'s names"
+                  + (" and the task's embedding table as the word embeddings, so `input_ids` work too" if words else "")
+                  + "; `suite_parts.safetensors` the task's adapter and head (keys prefixed `adapter.` and `head.`). "
+                  "A task that numbers its tokens itself (a batch's `positions`) passes them as `position_ids`"
+                  + ("; BERT's pooler (`pooler_output`) is not part of suite's backbone, so transformers starts it at random"
+                     if fam == "bert" else "")
+                  + ". Both files load without unpickling anything; `suite_tokenizer.json` is the tokenizer's state.", ""]
+    else:
+        lines += ["`model.safetensors` holds every tensor, keys prefixed `backbone.`, `adapter.` and `head.`; "
+                  "it loads without unpickling anything. `suite_tokenizer.json` is the tokenizer's state.", ""]
     return "\n".join(lines)
 
 

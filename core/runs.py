@@ -7,8 +7,9 @@ A run directory holds (DESIGN.md invariant 4):
   weights/{backbone,adapter,head}.safetensors   the weights, split by prefix
   metrics.json            final metrics per split and the validation history
   logs/                   the loggers' files (metrics.csv, TensorBoard events, ...)
-An export (`suite export RUN --format hf`: config.json, model.safetensors, suite_tokenizer.json)
-loads wherever a run directory does: eval, predict, --init-from.
+An export (`suite export RUN --format hf`: config.json, model.safetensors, suite_tokenizer.json, and
+suite_parts.safetensors where the backbone is a transformers model's) loads wherever a run directory
+does: eval, predict, --init-from.
 Weights from elsewhere are read with safetensors only, never unpickled.
 
 Every file is written whole or not at all (``files.atomic``: a temporary name, then ``os.replace``).
@@ -29,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import config as config_mod
-from . import joint
+from . import hf_export, hf_names, joint
 from .files import DAMAGED, atomic, read_json, require, write_json, write_text  # noqa: F401  (suite.runs.write_json etc., as before)
 from .backbone import BackboneConfig, architecture_differences, same_architecture  # noqa: F401  (suite.runs.*, as before)
 from .errors import SuiteError
@@ -38,6 +39,7 @@ from .module import SuiteModule
 PARTS = ("backbone", "adapter", "head")
 # `suite export --format hf` (export.py): one directory that loads wherever a run directory does
 EXPORT_CONFIG, EXPORT_WEIGHTS, EXPORT_TOKENIZER = "config.json", "model.safetensors", "suite_tokenizer.json"
+EXPORT_PARTS = "suite_parts.safetensors"  # an export in a transformers model's layout: the task's adapter and head
 
 
 def new_run_dir(cfg: dict) -> Path:
@@ -113,6 +115,22 @@ def is_export(path: Path) -> bool:
     return (Path(path) / EXPORT_CONFIG).is_file() and not (Path(path) / "config.yaml").is_file()
 
 
+def export_family(run_dir: Path) -> str | None:
+    """The transformers ``model_type`` of an export written in that model's layout (core/hf_export.py:
+    the backbone in model.safetensors under the model's names, adapter and head in suite_parts.safetensors);
+    None for suite's own layout (``model_type: suite``, every tensor in model.safetensors, keys
+    prefixed ``backbone.``, ``adapter.``, ``head.``), which exports of other backbones and earlier
+    versions of suite have."""
+    path = Path(run_dir) / EXPORT_CONFIG
+    model_type = read_json(path, "export the run again").get("model_type", "suite")
+    if model_type == "suite":
+        return None
+    if model_type not in hf_names.NAMES:
+        raise SuiteError(f"{path}: model_type {model_type!r} is not one this version of suite exports "
+                         f"({', '.join(['suite', *hf_names.NAMES])}); export the run again, or update suite")
+    return model_type
+
+
 def read_config(run_dir: Path) -> dict:
     """The resolved config of a run directory or of an export of one."""
     run_dir = Path(run_dir)
@@ -148,17 +166,31 @@ def check_config(cfg, path: Path) -> None:
 
 
 def weights_path(run_dir: Path, part: str) -> Path:
-    """The file that holds a part's weights: weights/<part>.safetensors, or an export's model.safetensors."""
-    return Path(run_dir) / (EXPORT_WEIGHTS if is_export(run_dir) else f"weights/{part}.safetensors")
+    """The file that holds a part's weights: weights/<part>.safetensors, or in an export model.safetensors
+    (the backbone, and in suite's own layout every part) or suite_parts.safetensors (adapter and head)."""
+    if not is_export(run_dir):
+        return Path(run_dir) / f"weights/{part}.safetensors"
+    return Path(run_dir) / (EXPORT_WEIGHTS if part == "backbone" or export_family(run_dir) is None else EXPORT_PARTS)
 
 
 def read_parts(run_dir: Path, parts=PARTS) -> dict[str, dict[str, torch.Tensor]]:
-    """``{part: state dict}`` from weights/<part>.safetensors, or from an export's model.safetensors."""
+    """``{part: state dict}`` from weights/<part>.safetensors, or from an export's files (``export_family``)."""
     run_dir = Path(run_dir)
-    if is_export(run_dir):
-        state = read_weights(run_dir / EXPORT_WEIGHTS)
-        return {part: {k[len(part) + 1:]: v for k, v in state.items() if k.startswith(part + ".")} for part in parts}
-    return {part: read_weights(weights_path(run_dir, part)) for part in parts}
+    if not is_export(run_dir):
+        return {part: read_weights(weights_path(run_dir, part)) for part in parts}
+    fam, files, out = export_family(run_dir), {}, {}
+    for part in parts:
+        path = weights_path(run_dir, part)
+        if path not in files:
+            files[path] = read_weights(path)
+        if fam is not None and part == "backbone":
+            try:
+                out[part] = hf_export.read_backbone(fam, files[path])
+            except KeyError as e:
+                raise SuiteError(f"{path}: not the tensors of a {fam} model: it lacks {e.args[0]}; export the run again") from None
+        else:
+            out[part] = {k[len(part) + 1:]: v for k, v in files[path].items() if k.startswith(part + ".")}
+    return out
 
 
 def tokenizer_path(run_dir: Path) -> Path:

@@ -142,3 +142,73 @@ def test_init_from_another_position_option_says_which_setting_differs():
     # configs written before rope_base existed still match
     old = {k: v for k, v in cfg["backbone"].items() if k != "rope_base"}
     assert suite.runs.same_architecture(old, cfg["backbone"])
+
+
+def test_grouped_query_attention_equals_multi_head_with_repeated_key_value_heads():
+    """n_kv_heads 2 of 4: each key-value head serves two query heads, as a multi-head backbone whose
+    key and value projections repeat them does."""
+    torch.manual_seed(0)
+    gqa = Backbone(BackboneConfig(d_model=32, n_heads=4, n_kv_heads=2, n_layers=2, positions="rotary")).eval()
+    mha = Backbone(BackboneConfig(d_model=32, n_heads=4, n_layers=2, positions="rotary")).eval()
+    state = gqa.state_dict()
+    for i in range(2):
+        w = state[f"blocks.{i}.attn.qkv.weight"]
+        assert w.shape == (32 + 2 * 2 * 8, 32)  # queries, then 2 key heads and 2 value heads of 8
+        q, k, v = w.split([32, 16, 16])
+        repeat = lambda t: t.view(2, 8, 32).repeat_interleave(2, dim=0).reshape(32, 32)  # noqa: E731
+        state[f"blocks.{i}.attn.qkv.weight"] = torch.cat([q, repeat(k), repeat(v)])
+        b = state[f"blocks.{i}.attn.qkv.bias"]
+        state[f"blocks.{i}.attn.qkv.bias"] = torch.cat([b[:32], b[32:48].view(2, 8).repeat_interleave(2, 0).flatten(),
+                                                        b[48:].view(2, 8).repeat_interleave(2, 0).flatten()])
+    mha.load_state_dict(state)
+    x = torch.randn(3, 11, 32)
+    padding = torch.zeros(3, 11, dtype=torch.bool)
+    padding[0, 7:] = True
+    with torch.no_grad():
+        assert torch.allclose(gqa(x, "causal"), mha(x, "causal"), atol=1e-5)
+        assert torch.allclose(gqa(x, "bidirectional", padding=padding), mha(x, "bidirectional", padding=padding), atol=1e-5)
+
+
+def test_family_options_change_the_blocks_not_the_defaults():
+    """The defaults are the blocks every preset always had: the same keys and shapes; each option
+    adds or changes exactly what it names."""
+    base = Backbone(BackboneConfig()).state_dict()
+    assert set(base) == set(Backbone(BackboneConfig(norm_type="layer", mlp="plain", n_kv_heads=None)).state_dict())
+    rms = Backbone(BackboneConfig(norm_type="rms")).state_dict()
+    assert {k for k in base if k.endswith(".bias") and ("ln" in k)} and not {k for k in rms if "ln" in k and k.endswith(".bias")}
+    gated = Backbone(BackboneConfig(mlp="gated", activation="silu")).state_dict()
+    assert set(gated) - set(base) == {"blocks.0.mlp.gate.weight", "blocks.0.mlp.gate.bias",
+                                      "blocks.1.mlp.gate.weight", "blocks.1.mlp.gate.bias"}
+    qwen = Backbone(BackboneConfig(bias=False, qkv_bias=True)).state_dict()
+    assert {k for k in qwen if k.endswith(".bias")} == {"blocks.0.attn.qkv.bias", "blocks.1.attn.qkv.bias"}
+    parallel = Backbone(BackboneConfig(parallel_residual=True)).eval()
+    parallel.load_state_dict(base)
+    x = torch.randn(2, 5, 64)
+    sequential = Backbone(BackboneConfig()).eval()
+    sequential.load_state_dict(base)
+    with torch.no_grad():
+        assert not torch.allclose(parallel(x), sequential(x))  # the same weights, another residual stream
+
+
+def test_partial_rotary_turns_only_the_first_dimensions():
+    from suite.backbone import rotary_angles, rotate
+
+    x = torch.randn(1, 2, 5, 16)
+    cos, sin = rotary_angles(torch.arange(5)[None], 16, 10000.0, fraction=0.25)
+    y = rotate(x, cos, sin)
+    assert torch.equal(y[..., 4:], x[..., 4:]) and not torch.allclose(y[..., :4], x[..., :4])
+
+
+@pytest.mark.parametrize("setting, message", [
+    (["--backbone.n_kv_heads", "3"], "backbone.n_kv_heads 3 must divide n_heads 4"),
+    (["--backbone.norm_type", "batch"], "backbone.norm_type must be one of layer, rms, not 'batch'"),
+    (["--backbone.mlp", "moe"], "backbone.mlp must be one of plain, gated, not 'moe'"),
+    (["--backbone.positions", "rotary", "--backbone.rope_scaling", '{"rope_type": "yarn", "factor": 4}'],
+     "backbone.rope_scaling: rope_type 'yarn' is not supported (linear, llama3)"),
+])
+def test_a_backbone_option_it_cannot_build_is_one_line(tmp_path, capsys, setting, message):
+    from conftest import suite_main
+
+    code, out, err = suite_main(capsys, "train", "--task", "vision", "--backbone.preset", "tiny", *setting,
+                                "--trainer.max_steps", 1, "--run.root", tmp_path)
+    assert code != 0 and err.strip() == f"suite: error: {message}"

@@ -23,12 +23,14 @@ def hf_export(arith_run, tmp_path_factory):
 
 def test_hf_export_holds_config_weights_tokenizer_and_a_model_card(arith_run, hf_export):
     config = json.loads((hf_export / "config.json").read_text())
-    assert config["task"] == "arithmetic" and config["hidden_size"] == 64 and config["num_hidden_layers"] == 2
+    # the tiny backbone is GPT-2's blocks: transformers' config and names (tests/test_export_hf.py)
+    assert config["task"] == "arithmetic" and config["model_type"] == "gpt2" and config["n_embd"] == 64 and config["n_layer"] == 2
     assert config["suite"]["trainer"]["max_steps"] == 30  # the run's resolved config
-    weights = load_file(hf_export / "model.safetensors")
+    assert "h.0.attn.c_attn.weight" in load_file(hf_export / "model.safetensors")
+    weights = runs.read_parts(hf_export)
     for part in runs.PARTS:
         saved = load_file(arith_run / "weights" / f"{part}.safetensors")
-        assert all(torch.equal(weights[f"{part}.{k}"], v) for k, v in saved.items())
+        assert weights[part].keys() == saved.keys() and all(torch.equal(weights[part][k], v) for k, v in saved.items())
     assert json.loads((hf_export / "suite_tokenizer.json").read_text()) == json.loads((arith_run / "tokenizer.json").read_text())
     card = (hf_export / "README.md").read_text()
     for heading in ("## Task", "## Data", "## Settings", "## Metrics", "## How to load"):
@@ -51,11 +53,10 @@ def test_init_from_an_export(hf_export, tmp_path, capsys):
                                 "--freeze", "backbone", "--trainer.max_steps", 2, "--trainer.val_check_interval", 2,
                                 "--data.val_size", 8, "--data.test_size", 8, "--run.root", tmp_path)
     assert code == 0, err
-    n = sum(1 for k in load_file(hf_export / "model.safetensors") if k.startswith("backbone."))
-    assert f"init-from export {hf_export}" in out and f"loaded {n} tensors, skipped 0" in out
-    run = run_dir_from(out)
-    source, after = load_file(hf_export / "model.safetensors"), load_file(run / "weights" / "backbone.safetensors")
-    assert all(torch.equal(source[f"backbone.{k}"], v) for k, v in after.items())  # frozen: as exported
+    source = runs.read_parts(hf_export, ("backbone",))["backbone"]
+    assert f"init-from export {hf_export}" in out and f"loaded {len(source)} tensors, skipped 0" in out
+    after = load_file(run_dir_from(out) / "weights" / "backbone.safetensors")
+    assert all(torch.equal(source[k], v) for k, v in after.items())  # frozen: as exported
 
 
 def test_export_errors_are_one_line(arith_run, tmp_path, capsys):

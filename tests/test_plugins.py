@@ -151,7 +151,7 @@ def test_the_environment_variable_disables_external_plugins(tmp_path):
     assert "brokenplug" not in proc.stdout + proc.stderr
     assert "arithmetic  [suite" in proc.stdout
     assert "backbone presets: base, small, tiny" in proc.stdout  # the host's own, from configs/backbone/
-    assert "weight sources: hf, minilm\n    backbone presets: minilm" in proc.stdout  # the text plugin's
+    assert "weight sources: hf, minilm, smollm2\n    backbone presets: minilm, smollm2" in proc.stdout  # the text plugin's
 
 
 # Two external distributions that both register the task "twin"; twin-a also has a task of its own.

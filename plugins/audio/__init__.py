@@ -7,13 +7,16 @@ non-overlapping ``patch_freq`` x ``patch_time`` patches; the adapter projects th
 with a [CLS] vector and factorised frequency-row + time-column positions.
 
 Data (``--data.dataset``): ``chords`` (chord qualities synthesised with torch, the default),
-``folder`` (WAV/FLAC files in class subfolders) and ``speechcommands`` (torchaudio).
+``spoken-digits`` (spoken by espeak-ng voices, test voices held out), ``folder`` (WAV/FLAC files in
+class subfolders) and ``speechcommands`` (torchaudio). Training spectrograms of every set but the
+chords get SpecAugment masks.
 
 Reads top to bottom, a file an idea:
 
   tokenizer.py  waveforms to normalised log-mel patches, and the normalisation statistics
-  data.py       the data sets as waveforms (synth.py synthesises the chords)
+  data.py       the data sets as waveforms (synth.py synthesises the chords, speech.py the spoken digits)
   features.py   a data set's log-mel features, computed once and cached (on disk, in memory)
+  augment.py    SpecAugment and the training stream that masks and cuts a batch at a time
   settings.py   the data: settings
   task.py       the task ``audio`` (the adapter and head are suite's patch adapter and classifier)
 

@@ -6,6 +6,10 @@ folder          --data.root/<class>/<file>.wav|.flac (or train/, test/ and optio
                 channels are averaged, unreadable files are skipped, counted and reported
 speechcommands  torchaudio's SPEECHCOMMANDS under --data.root (SpeechCommands/speech_commands_v0.02),
                 its own training / validation / testing lists; --data.download true fetches it
+hf:NAME_OR_PATH a Hugging Face data set (suite.hf_datasets): --data.audio_column's files or stored
+                bytes, read, resampled and cut as folder files are; --data.label_column
+spoken-digits   "zero".."nine" said by espeak-ng voices (speech.py), made once into the cache as a
+                folder of WAV files with train/, val/ and test/ subfolders; test voices are held out
 
 Files are read with soundfile (libsndfile: WAV, FLAC, OGG, ...), not torchaudio.load, which
 from torchaudio 2.9 needs torchcodec and FFmpeg.
@@ -23,7 +27,7 @@ import suite
 
 from .synth import QUALITIES, synthesise
 
-DATASETS = ("chords", "folder", "speechcommands")
+DATASETS = ("chords", "folder", "speechcommands", "spoken-digits")
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
 
 
@@ -61,18 +65,23 @@ def feature_cache_ok(path) -> bool:
     return True
 
 
-def read_audio(path: Path, sample_rate: int) -> torch.Tensor:
-    """One audio file -> mono float waveform (L,) at ``sample_rate``; SuiteError if unreadable."""
+def read_audio(path, sample_rate: int) -> torch.Tensor:
+    """One audio file (a path, or a binary file object whose ``name`` messages give) -> mono float
+    waveform (L,) at ``sample_rate``; SuiteError if unreadable."""
     import soundfile as sf
     import torchaudio.functional as AF
 
-    path = Path(path)
-    if not path.exists():
-        raise suite.SuiteError(f"{path}: no such audio file")
-    if path.is_dir():
-        raise suite.SuiteError(f"{path}: is a directory, not an audio file")
+    if isinstance(path, (str, Path)):
+        path = Path(path)
+        if not path.exists():
+            raise suite.SuiteError(f"{path}: no such audio file")
+        if path.is_dir():
+            raise suite.SuiteError(f"{path}: is a directory, not an audio file")
+        source = str(path)
+    else:
+        source, path = path, path.name
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (L, channels)
+        data, sr = sf.read(source, dtype="float32", always_2d=True)  # (L, channels)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as e:
         reason = getattr(e, "error_string", None) or str(e) or type(e).__name__
         raise suite.SuiteError(f"{path}: not a readable audio file ({reason})") from None
@@ -132,6 +141,17 @@ def load_folder(d: dict, featurize, sample_rate: int, length: int, seed: int) ->
     return AudioSplits(classes, {s: x for s, (x, _) in splits.items()}, {s: y for s, (_, y) in splits.items()}, skipped)
 
 
+def load_hf(d: dict, featurize, sample_rate: int, length: int, seed: int) -> AudioSplits:
+    """A Hugging Face data set: its audio cells (stored bytes or file paths) read, resampled and cut
+    as folder files are."""
+    data = suite.hf_datasets.load_labelled(d["dataset"], d["split"], d["audio_column"], d["label_column"],
+                                           lambda source, where: fit_length(read_audio(source, sample_rate), length),
+                                           lambda waves: featurize(torch.stack(waves)), "audio")
+    splits = suite.complete_splits(data.parts, float(d["val_fraction"]), float(d["test_fraction"]), seed)
+    return AudioSplits(data.classes, {s: x for s, (x, _) in splits.items()}, {s: y for s, (_, y) in splits.items()},
+                       data.skipped)
+
+
 def load_speechcommands(d: dict, featurize, sample_rate: int, length: int) -> AudioSplits:
     from torchaudio.datasets import SPEECHCOMMANDS
 
@@ -177,11 +197,17 @@ def load_chords(d: dict, featurize, sample_rate: int, seconds: float, seed: int,
 def load_audio(d: dict, featurize, sample_rate: int, seconds: float, seed: int) -> AudioSplits:
     """The configured data set as features: ``featurize`` maps waveforms (B, L) to (B, ...)."""
     name = d["dataset"]
-    if name not in DATASETS:
-        raise suite.SuiteError(f"data.dataset must be one of {', '.join(DATASETS)}, not {name!r}")
     length = int(round(sample_rate * seconds))
+    if name.startswith("hf:"):
+        return load_hf(d, featurize, sample_rate, length, seed)
+    if name not in DATASETS:
+        raise suite.SuiteError(f"data.dataset must be one of {', '.join(DATASETS)} or hf:NAME_OR_PATH, not {name!r}")
     if name == "chords":
         return load_chords(d, featurize, sample_rate, seconds, seed)
     if name == "folder":
         return load_folder(d, featurize, sample_rate, length, seed)
+    if name == "spoken-digits":
+        from .speech import spoken_digits
+
+        return load_folder({**d, "root": str(spoken_digits(d))}, featurize, sample_rate, length, seed)
     return load_speechcommands(d, featurize, sample_rate, length)

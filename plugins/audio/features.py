@@ -14,11 +14,18 @@ from .tokenizer import tokenizer_from_config
 _CACHE: dict = {}
 # Data sets whose features are kept on disk: generated, or a fixed published set. A folder of
 # the user's own files is read afresh every run (its files may change).
-CACHED_DATASETS = ("chords", "speechcommands")
+CACHED_DATASETS = ("chords", "speechcommands", "spoken-digits")
+# Settings that do not change the features (batches, workers, the training masks): not in the cache's key.
+NOT_FEATURES = ("batch_size", "eval_batch_size", "num_workers", "spec_augment", "masks", "freq_mask", "time_mask")
 
 
 def feature_settings(d: dict, seed: int) -> dict:
-    return {"seed": seed, **{k: v for k, v in sorted(d.items()) if k not in ("batch_size", "eval_batch_size", "num_workers")}}
+    settings = {"seed": seed, **{k: v for k, v in sorted(d.items()) if k not in NOT_FEATURES}}
+    if d["dataset"] == "spoken-digits":  # the recipe of its files: a new one makes new features
+        from .speech import VERSION
+
+        settings["spoken_digits_version"] = VERSION
+    return settings
 
 
 def feature_cache(d: dict, seed: int):

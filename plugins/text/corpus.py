@@ -35,6 +35,7 @@ class Record:
     text: str
     label: str = ""
     where: str = ""  # "file:line", for messages
+    split: str = ""  # "train", "val" or "test" where the data set gives its splits; "": by hash
 
 
 @dataclass

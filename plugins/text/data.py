@@ -96,16 +96,39 @@ def builtin_labelled(d: dict) -> list[corpus.Record]:
     return corpus.stdlib_docstrings(corpus.STDLIB_CLASSES)
 
 
-_labelled_cache: dict[str, list] = {}
+def hf_labelled(d: dict) -> tuple[list[str], list[corpus.Record]]:
+    """A Hugging Face data set (data.dataset hf:NAME_OR_PATH): its classes, and its labelled texts,
+    each with its split where the data set has them."""
+    if d.get("files"):
+        raise suite.SuiteError("text-classify: give data.files or data.dataset, not both")
+    data = suite.hf_datasets.load_labelled(d["dataset"], d["split"], d["text_column"], d["label_column"])
+    return data.classes, [corpus.Record(text, data.classes[y], f"{d['dataset']} {split}", "" if split == "all" else split)
+                          for split, (texts, labels) in data.parts.items() for text, y in zip(texts, labels.tolist())]
+
+
+_labelled_cache: dict[str, tuple] = {}
+
+
+def labelled_set(cfg: dict) -> tuple[list[str], list[corpus.Record]]:
+    """(class names, labelled records) of the configured data, read once per process."""
+    d = cfg["data"]
+    key = repr((d.get("files"), d.get("text_column"), d.get("label_column"), d.get("dataset"), d.get("split")))
+    if key not in _labelled_cache:
+        _labelled_cache.clear()
+        if d.get("dataset"):
+            _labelled_cache[key] = hf_labelled(d)
+        else:
+            records = read_text(cfg, labels=True)
+            _labelled_cache[key] = class_names(records), records
+    return _labelled_cache[key]
 
 
 def labelled(cfg: dict) -> list[corpus.Record]:
-    d = cfg["data"]
-    key = repr((d.get("files"), d.get("text_column"), d.get("label_column")))
-    if key not in _labelled_cache:
-        _labelled_cache.clear()
-        _labelled_cache[key] = read_text(cfg, labels=True)
-    return _labelled_cache[key]
+    return labelled_set(cfg)[1]
+
+
+def label_names(cfg: dict) -> list[str]:
+    return labelled_set(cfg)[0]
 
 
 def class_names(records) -> list[str]:

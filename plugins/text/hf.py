@@ -8,10 +8,16 @@ nothing is unpickled but tensors). The family is read from ``config.json``'s ``m
                erf GELU; token_type_embeddings[0] is folded into the positions (every token is
                segment 0), RoBERTa's position offset (padding_idx + 1) is cut off.
   GPT-2 family gpt2: pre-LN blocks, a final LayerNorm, tanh GELU; Conv1D weights are transposed.
+  Llama family llama, qwen2, mistral (SmolLM2, Qwen2.5, Llama 3.x, Mistral): pre-norm RMSNorm
+               blocks, SwiGLU, grouped-query attention, rotary positions with the family's base and
+               scaling; no biases but Qwen2's query, key and value biases.
+  GPT-NeoX     gpt_neox (Pythia): pre-LN blocks with the parallel residual, partial rotary
+               positions, erf GELU; the fused query-key-value rows are regrouped head by head.
 
-Both map onto the one ``suite.Backbone`` with keys ``backbone.*``; the word embeddings become the
-text adapter's ``adapter.embed.weight`` and the (tied) output layer ``head.lm.weight``, which only
-a task that adopts the checkpoint's vocabulary (the text tasks) loads. ``transformers`` is not needed.
+All map onto the one ``suite.Backbone`` with keys ``backbone.*``; the word embeddings become the
+text adapter's ``adapter.embed.weight`` and the output layer (the model's own, or the tied word
+embeddings) ``head.lm.weight``, which only a task that adopts the checkpoint's vocabulary (the text
+tasks) loads. ``transformers`` is not needed.
 """
 from __future__ import annotations
 
@@ -22,11 +28,13 @@ from pathlib import Path
 import torch
 
 import suite
+from suite import hf_names
 
 BERT_TYPES = ("bert", "roberta", "xlm-roberta", "camembert")
 GPT2_TYPES = ("gpt2",)
-ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh",
-               "relu": "relu"}
+LLAMA_TYPES = ("llama", "qwen2", "mistral")
+NEOX_TYPES = ("gpt_neox",)
+ACTIVATIONS = hf_names.ACTIVATIONS  # transformers' names -> suite's
 
 
 def read_config(path: Path, origin: str) -> dict:
@@ -164,13 +172,113 @@ def import_gpt2(cfg: dict, state: dict, origin: str, preset: str) -> tuple[dict,
     return backbone, out
 
 
+def rope(cfg: dict) -> tuple[float, float, dict | None]:
+    """(base, rotated fraction, scaling) from a config.json of either layout: transformers 5's
+    ``rope_parameters`` or the older ``rope_theta`` / ``rope_scaling`` / ``rotary_pct`` / ``rotary_emb_base``."""
+    p = dict(cfg.get("rope_parameters") or {})
+    base = p.get("rope_theta", cfg.get("rope_theta", cfg.get("rotary_emb_base", 10000.0)))
+    fraction = p.get("partial_rotary_factor", cfg.get("partial_rotary_factor", cfg.get("rotary_pct", 1.0)))
+    scaling = cfg.get("rope_scaling")
+    if scaling is None and p.get("rope_type", "default") != "default":
+        scaling = {k: v for k, v in p.items() if k not in ("rope_theta", "partial_rotary_factor")}
+    return float(base), float(fraction), scaling or None
+
+
+def _heads(cfg: dict, origin: str) -> tuple[int, int, int]:
+    d, heads = int(_need(cfg, "hidden_size", origin)), int(_need(cfg, "num_attention_heads", origin))
+    head_dim = cfg.get("head_dim") or d // heads
+    if head_dim * heads != d:
+        raise suite.SuiteError(f"{origin}: head_dim {head_dim} x {heads} heads is not hidden_size {d}; "
+                               "the backbone's heads split the model width")
+    return d, heads, int(cfg.get("num_key_value_heads") or heads)
+
+
+def _eps(value) -> float:
+    """A norm's epsilon as written (1e-05), not as a float32 file stored it (9.999999747378752e-06)."""
+    return float(f"{float(value):.7g}")
+
+
+def output_layer(state: dict, name: str, words: torch.Tensor) -> torch.Tensor:
+    """The model's own output layer, or the word embeddings where they are tied to it."""
+    return state[name] if name in state else words.clone()
+
+
+def import_llama(cfg: dict, state: dict, origin: str, preset: str) -> tuple[dict, dict]:
+    qwen = cfg["model_type"] == "qwen2"
+    if cfg.get("use_sliding_window") or (cfg["model_type"] == "mistral" and cfg.get("sliding_window")):
+        raise suite.SuiteError(f"{origin}: sliding-window attention is not supported")
+    attention_bias, mlp_bias = bool(cfg.get("attention_bias", False)), bool(cfg.get("mlp_bias", False))
+    if attention_bias != mlp_bias:
+        raise suite.SuiteError(f"{origin}: attention_bias {attention_bias} with mlp_bias {mlp_bias} is not supported")
+    ck = Checkpoint(state, "embed_tokens.weight", origin)
+    d, heads, kv_heads = _heads(cfg, origin)
+    L = int(_need(cfg, "num_hidden_layers", origin))
+    base, fraction, scaling = rope(cfg)
+    backbone = {
+        "preset": preset, "d_model": d, "n_layers": L, "n_heads": heads, "n_kv_heads": kv_heads,
+        "d_ff": int(_need(cfg, "intermediate_size", origin)), "max_len": int(cfg.get("max_position_embeddings", 2048)),
+        "norm": "pre", "norm_type": "rms", "final_norm": True, "embed_norm": False, "mlp": "gated",
+        "positions": "rotary", "rope_base": base, "rotary_fraction": fraction, "rope_scaling": scaling,
+        "bias": mlp_bias, "qkv_bias": True if qwen else attention_bias,
+        "activation": _activation(cfg.get("hidden_act", "silu"), origin), "ln_eps": _eps(cfg.get("rms_norm_eps", 1e-6)),
+    }
+    layers = {k[len(ck.prefix):]: v for k, v in state.items() if k.startswith(ck.prefix + "layers.") or k == ck.prefix + "norm.weight"}
+    try:  # the names both ways are suite.hf_names's, which `suite export --format hf` writes with
+        out = {f"backbone.{k}": v for k, v in hf_names.from_hf("llama", layers).items()}
+    except KeyError as e:
+        raise suite.SuiteError(f"{origin}: the checkpoint lacks part of {e.args[0]}") from None
+    with torch.device("meta"):  # the names only: no memory, no initialisation
+        expected = suite.Backbone(suite.BackboneConfig.from_dict(backbone)).state_dict().keys()
+    missing = sorted(k for k in expected if f"backbone.{k}" not in out)
+    if missing:
+        raise suite.SuiteError(f"{origin}: the checkpoint lacks the tensors of backbone.{missing[0]}"
+                               + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+    words = ck("embed_tokens.weight")
+    out["adapter.embed.weight"], out["head.lm.weight"] = words, output_layer(state, "lm_head.weight", words)
+    return backbone, out
+
+
+def import_neox(cfg: dict, state: dict, origin: str, preset: str) -> tuple[dict, dict]:
+    ck = Checkpoint(state, "embed_in.weight", origin)
+    d, heads, _ = _heads(cfg, origin)
+    head_dim, L = d // heads, int(_need(cfg, "num_hidden_layers", origin))
+    base, fraction, scaling = rope(cfg)
+    bias = bool(cfg.get("attention_bias", True))
+    backbone = {
+        "preset": preset, "d_model": d, "n_layers": L, "n_heads": heads, "d_ff": int(_need(cfg, "intermediate_size", origin)),
+        "max_len": int(cfg.get("max_position_embeddings", 2048)), "norm": "pre", "final_norm": True, "embed_norm": False,
+        "positions": "rotary", "rope_base": base, "rotary_fraction": fraction, "rope_scaling": scaling,
+        "parallel_residual": bool(cfg.get("use_parallel_residual", True)), "bias": True, "qkv_bias": bias,
+        "activation": _activation(cfg.get("hidden_act", "gelu"), origin), "ln_eps": float(cfg.get("layer_norm_eps", 1e-5)),
+    }
+    if not bias:
+        raise suite.SuiteError(f"{origin}: GPT-NeoX without attention biases is not supported")
+    out = {}
+    for i in range(L):
+        p, b = f"layers.{i}.", f"backbone.blocks.{i}."
+        # query_key_value rows are (head, q|k|v, head_dim); the backbone's are all queries, then keys, then values
+        w = ck(p + "attention.query_key_value.weight").view(heads, 3, head_dim, d)
+        bqkv = ck(p + "attention.query_key_value.bias").view(heads, 3, head_dim)
+        out[b + "attn.qkv.weight"] = w.transpose(0, 1).reshape(3 * d, d)
+        out[b + "attn.qkv.bias"] = bqkv.transpose(0, 1).reshape(3 * d)
+        for src, dst in (("attention.dense", "attn.proj"), ("mlp.dense_h_to_4h", "mlp.fc"), ("mlp.dense_4h_to_h", "mlp.proj")):
+            out[b + dst + ".weight"], out[b + dst + ".bias"] = ck(f"{p}{src}.weight"), ck(f"{p}{src}.bias")
+        out[b + "ln1.weight"], out[b + "ln1.bias"] = ck.norm(p + "input_layernorm")
+        out[b + "ln2.weight"], out[b + "ln2.bias"] = ck.norm(p + "post_attention_layernorm")
+    out["backbone.ln_f.weight"], out["backbone.ln_f.bias"] = ck.norm("final_layer_norm")
+    words = ck("embed_in.weight")
+    out["adapter.embed.weight"], out["head.lm.weight"] = words, output_layer(state, "embed_out.weight", words)
+    return backbone, out
+
+
+FAMILIES = {  # family -> (its model_types, its importer)
+    "bert": (BERT_TYPES, import_bert), "gpt2": (GPT2_TYPES, import_gpt2),
+    "llama": (LLAMA_TYPES, import_llama), "gpt_neox": (NEOX_TYPES, import_neox),
+}
+
+
 def family(cfg: dict) -> str:
-    model_type = cfg.get("model_type")
-    if model_type in BERT_TYPES:
-        return "bert"
-    if model_type in GPT2_TYPES:
-        return "gpt2"
-    return ""
+    return next((name for name, (types, _) in FAMILIES.items() if cfg.get("model_type") in types), "")
 
 
 def load_checkpoint(path, *, origin: str | None = None, preset: str | None = None, description: str = "") -> suite.Pretrained:
@@ -180,13 +288,11 @@ def load_checkpoint(path, *, origin: str | None = None, preset: str | None = Non
     cfg = read_config(path, origin)
     fam = family(cfg)
     if not fam:
-        raise suite.SuiteError(
-            f"{origin}: model_type {cfg.get('model_type')!r} is not supported "
-            f"(BERT family: {', '.join(BERT_TYPES)}; GPT-2 family: {', '.join(GPT2_TYPES)})")
+        raise suite.SuiteError(f"{origin}: model_type {cfg.get('model_type')!r} is not supported ("
+                               + "; ".join(f"{name} family: {', '.join(types)}" for name, (types, _) in FAMILIES.items()) + ")")
     state = read_tensors(path, origin)
-    importer = import_bert if fam == "bert" else import_gpt2
-    backbone, tensors = importer(cfg, state, origin, preset or f"hf:{path.resolve()}")
-    vocab = vocabulary(path, fam)
+    backbone, tensors = FAMILIES[fam][1](cfg, state, origin, preset or f"hf:{path.resolve()}")
+    vocab = vocabulary(path, fam, cfg)
     return suite.Pretrained(
         backbone=backbone, state_dict=tensors,
         description=description or f"{cfg.get('model_type')} checkpoint, {backbone['n_layers']} layers, d={backbone['d_model']}",
@@ -194,8 +300,9 @@ def load_checkpoint(path, *, origin: str | None = None, preset: str | None = Non
     )
 
 
-def vocabulary(path: Path, fam: str) -> dict | None:
-    """What the text tasks need to rebuild the checkpoint's tokenizer, if the directory ships one."""
+def vocabulary(path: Path, fam: str, cfg: dict | None = None) -> dict | None:
+    """What the text tasks need to rebuild the checkpoint's tokenizer, if the directory ships one
+    (with config.json's start and end token ids, where it names them)."""
     lowercase = False
     try:
         tcfg = json.loads((path / "tokenizer_config.json").read_text())
@@ -204,7 +311,9 @@ def vocabulary(path: Path, fam: str) -> dict | None:
         pass
     for name in ("tokenizer.json", "vocab.txt", "vocab.json"):
         if (path / name).is_file() and (name != "vocab.json" or (path / "merges.txt").is_file()):
-            return {"family": fam, "dir": str(path.resolve()), "file": name, "lowercase": lowercase}
+            ids = {k: (cfg or {}).get(f"{k}_token_id") for k in ("bos", "eos")}
+            return {"family": fam, "dir": str(path.resolve()), "file": name, "lowercase": lowercase,
+                    **{f"{k}_id": v for k, v in ids.items() if isinstance(v, int)}}
     return None
 
 

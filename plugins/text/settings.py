@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Union
+from typing import Literal, Optional, Union
 
 import suite
 
@@ -16,9 +16,9 @@ class TextData(suite.DataSettings):
     files: Union[list[str], str] = dataclasses.field(default_factory=list)
     """your own .txt / .jsonl / .csv globs instead of the built-in text"""
     text_column: str = "text"
-    """the text field of .jsonl / .csv records"""
+    """the text field of .jsonl / .csv records (and the text column of a text-classify hf: data set)"""
     label_column: str = "label"
-    """the label field of .jsonl / .csv records (text-classify)"""
+    """the label field of .jsonl / .csv records, or column of an hf: data set (text-classify)"""
     tokenizer: Literal["auto", "bytes", "source"] = "auto"
     """auto: the source's vocabulary with --init-from hf:PATH / minilm, else bytes | bytes | source"""
     holdout_percent: int = 10
@@ -47,6 +47,10 @@ class TextClassifyData(TextData):
 
     corpus: Union[list[str], str] = dataclasses.field(default_factory=list)
     """(unused: the built-in labelled set is the stdlib docstrings)"""
+    dataset: Optional[str] = None
+    """hf:NAME_OR_PATH: a Hugging Face data set (null: data.files, else the built-in set)"""
+    split: Optional[str] = None
+    """hf: only: the one split to use, split by hash (null: the data set's train/validation/test)"""
     max_tokens: int = 128
     """texts are cut to this many tokens (with the start and end tokens)"""
     holdout_percent: int = 20

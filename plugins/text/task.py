@@ -6,7 +6,7 @@ import torch
 import suite
 
 from . import corpus
-from .data import (ConsecutiveWindows, Labelled, RandomWindows, check_length, class_names, collate_labelled, labelled,
+from .data import (ConsecutiveWindows, Labelled, RandomWindows, check_length, collate_labelled, label_names, labelled,
                    read_text, token_stream)
 from .heads import LMHead, make_adapter
 from .settings import TextClassifyData, TextClassifyModel, TextLMData
@@ -88,25 +88,28 @@ class TextLM(TextBase):
 
 class TextClassify(TextBase, suite.ClassificationTask):
     name = "text-classify"
-    description = "label texts from .csv/.jsonl files; built in: which stdlib package a docstring is from"
+    description = "label texts from .csv/.jsonl files or a Hugging Face data set; built in: which stdlib package a docstring is from"
     tokenizer_class = ByteTokenizer
     settings = {"data": TextClassifyData, "model": TextClassifyModel}
 
     def build_tokenizer(self, cfg):
-        return byte_tokenizer(cfg, class_names(labelled(cfg)))
+        return byte_tokenizer(cfg, label_names(cfg))
 
     def tokenizer_from_source(self, pretrained, cfg):
         tok = source_tokenizer(pretrained, cfg)
         if tok is not None:
-            tok.classes = class_names(labelled(cfg))
+            tok.classes = label_names(cfg)
         return tok
 
     def build_data(self, tokenizer, cfg):
         d = cfg["data"]
         T = check_length(cfg, "max_tokens", 3)  # start token, at least one of the text, end token
+        records, half = labelled(cfg), d["holdout_percent"] / 2
+        lacking = {"val", "test"} - {r.split for r in records}  # held-out splits the data does not give: cut by hash
         parts = {"train": [], "val": [], "test": []}
-        for r in labelled(cfg):
-            parts[suite.hash_split(r.text, d["holdout_percent"] / 2, d["holdout_percent"] / 2)].append(r)
+        for r in records:
+            split = r.split if r.split in ("val", "test") else None
+            parts[split or suite.hash_split(r.text, half * ("val" in lacking), half * ("test" in lacking))].append(r)
         out = {s: Labelled(tokenizer, rs, T) for s, rs in parts.items()}
         for s, ds in out.items():
             if len(ds) == 0:

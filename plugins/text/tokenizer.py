@@ -58,7 +58,9 @@ class PretrainedTokenizer(suite.Tokenizer):
     """A vocabulary that came with imported weights, run by the ``tokenizers`` library.
 
     ``spec`` is the ``tokenizers`` JSON serialisation (so a run directory is self-contained);
-    BOS/EOS are [CLS]/[SEP] for the BERT family and <|endoftext|> for GPT-2.
+    BOS/EOS are [CLS]/[SEP] for the BERT family; for the GPT-2, Llama and GPT-NeoX families the
+    document separator <|endoftext|> (else <s>/</s>, <|begin_of_text|>/<|end_of_text|>, else the
+    ids config.json names).
     """
 
     spec: str
@@ -144,8 +146,13 @@ def from_vocabulary(vocab: dict) -> PretrainedTokenizer:
     if vocab["family"] == "bert":
         bos, eos = special("[CLS]", "<s>"), special("[SEP]", "</s>")
         pad = special("[PAD]", "<pad>")
-    else:
-        bos = eos = special("<|endoftext|>")
+    else:  # GPT-2, Llama and GPT-NeoX families: the document separator, else the ids config.json names
+        in_vocab = lambda i: i if isinstance(i, int) and 0 <= i < tok.get_vocab_size() else None  # noqa: E731
+        bos = special("<|endoftext|>", "<s>", "<|begin_of_text|>")
+        eos = special("<|endoftext|>", "</s>", "<|end_of_text|>")
+        bos = bos if bos is not None else in_vocab(vocab.get("bos_id"))
+        eos = eos if eos is not None else in_vocab(vocab.get("eos_id"))
+        bos = eos if bos is None else bos
         pad = eos
     if bos is None or eos is None:
         raise suite.SuiteError(f"{path}: the vocabulary has no start/end tokens ([CLS]/[SEP], <s>/</s> or <|endoftext|>)")
@@ -187,7 +194,7 @@ def source_tokenizer(pretrained: suite.Pretrained, cfg: dict):
     choice = tokenizer_choice(cfg)
     if choice == "bytes":
         return None
-    if pretrained.tokenizer is None or pretrained.tokenizer.get("family") not in ("bert", "gpt2"):
+    if pretrained.tokenizer is None or pretrained.tokenizer.get("family") not in ("bert", "gpt2", "llama", "gpt_neox"):
         if choice == "source":
             raise suite.SuiteError(f"--init-from {cfg['init']['from']}: the weight source has no vocabulary (data.tokenizer source)")
         return None

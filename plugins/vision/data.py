@@ -6,10 +6,11 @@ fashion_mnist  torchvision FashionMNIST under --data.root, 28x28
 cifar10        torchvision CIFAR-10 under --data.root (cifar-10-batches-py), 32x32 RGB
 folder         an ImageFolder directory: --data.root/<class>/<image>; or, when it has them,
                --data.root/train/<class>/..., --data.root/test/<class>/... (and optionally val/)
+hf:NAME_OR_PATH  a Hugging Face data set (suite.hf_datasets): --data.image_column, --data.label_column
 
-The downloadable sets are fetched only when --data.download is true. Images of a folder are
-resized to --data.image_size and converted to --data.channels (1 grey, 3 RGB); unreadable ones
-are skipped, counted and reported.
+The downloadable sets are fetched only when --data.download is true. Images of a folder or an
+hf: data set are resized to --data.image_size and converted to --data.channels (1 grey, 3 RGB);
+unreadable ones are skipped, counted and reported.
 """
 from __future__ import annotations
 
@@ -72,10 +73,12 @@ def load_torchvision(name: str, root: str, download: bool):
     return [str(c) for c in cls.classes], *out
 
 
-def load_image(path: Path, channels: int, size: tuple[int, int]) -> torch.Tensor:
-    """One image file -> uint8 (channels, H, W) resized to ``size``; SuiteError if unreadable."""
+def load_image(path, channels: int, size: tuple[int, int]) -> torch.Tensor:
+    """One image file (a path, or a binary file object whose ``name`` messages give) -> uint8
+    (channels, H, W) resized to ``size``; SuiteError if unreadable."""
     from PIL import Image, UnidentifiedImageError
 
+    name = path if isinstance(path, (str, Path)) else path.name
     try:
         with Image.open(path) as im:
             im = im.convert("L" if channels == 1 else "RGB")
@@ -83,13 +86,13 @@ def load_image(path: Path, channels: int, size: tuple[int, int]) -> torch.Tensor
                 im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
     except FileNotFoundError:
-        raise suite.SuiteError(f"{path}: no such image file") from None
+        raise suite.SuiteError(f"{name}: no such image file") from None
     except IsADirectoryError:
-        raise suite.SuiteError(f"{path}: is a directory, not an image file") from None
+        raise suite.SuiteError(f"{name}: is a directory, not an image file") from None
     except UnidentifiedImageError:
-        raise suite.SuiteError(f"{path}: not a readable image (unknown or corrupt format)") from None
+        raise suite.SuiteError(f"{name}: not a readable image (unknown or corrupt format)") from None
     except (OSError, ValueError, SyntaxError) as e:
-        raise suite.SuiteError(f"{path}: cannot decode image: {e}") from None
+        raise suite.SuiteError(f"{name}: cannot decode image: {e}") from None
     return data.view(size[0], size[1], channels).permute(2, 0, 1).contiguous()
 
 
@@ -110,21 +113,38 @@ def decode_folder(files: dict[str, list[Path]], classes: list[str], channels: in
     return torch.stack(images), torch.tensor(labels, dtype=torch.long), len(bad)
 
 
-def load_folder(d: dict, seed: int) -> ImageSplits:
-    if not d.get("root"):
-        raise suite.SuiteError("--data.dataset folder needs --data.root DIR (a folder with one subfolder per class)")
+def image_format(d: dict) -> tuple[int, int]:
+    """(channels, image_size) of a folder or an hf: data set, checked."""
     channels, size = int(d["channels"]), int(d["image_size"])
     if channels not in (1, 3):
         raise suite.SuiteError(f"data.channels must be 1 (grey) or 3 (RGB), not {channels}")
+    return channels, size
+
+
+def load_folder(d: dict, seed: int) -> ImageSplits:
+    if not d.get("root"):
+        raise suite.SuiteError("--data.dataset folder needs --data.root DIR (a folder with one subfolder per class)")
+    channels, size = image_format(d)
     classes, found = suite.class_folders(d["root"], IMAGE_SUFFIXES, "image")
     parts = {split: decode_folder(files, classes, channels, size)[:2] for split, files in found.items()}
     return ImageSplits.complete(classes, parts, d, seed)
 
 
+def load_hf(d: dict, seed: int) -> ImageSplits:
+    """A Hugging Face data set: its image cells (stored bytes or file paths) decoded as folder images are."""
+    channels, size = image_format(d)
+    data = suite.hf_datasets.load_labelled(d["dataset"], d["split"], d["image_column"], d["label_column"],
+                                           lambda source, where: load_image(source, channels, (size, size)),
+                                           torch.stack, "image")
+    return ImageSplits.complete(data.classes, data.parts, d, seed)
+
+
 def load_images(d: dict, seed: int) -> ImageSplits:
     name = d["dataset"]
+    if name.startswith("hf:"):
+        return load_hf(d, seed)
     if name not in DATASETS:
-        raise suite.SuiteError(f"data.dataset must be one of {', '.join(DATASETS)}, not {name!r}")
+        raise suite.SuiteError(f"data.dataset must be one of {', '.join(DATASETS)} or hf:NAME_OR_PATH, not {name!r}")
     if name == "digits":
         classes, x, y = load_digits()
         return ImageSplits.complete(classes, {"all": (x, y)}, d, seed)
@@ -142,7 +162,8 @@ _CACHE: dict = {}
 
 def images_for(d: dict, seed: int) -> ImageSplits:
     """The decoded images of the configured data set, loaded once per process."""
-    keys = ("dataset", "root", "download", "image_size", "channels", "val_fraction", "test_fraction")
+    keys = ("dataset", "root", "download", "image_size", "channels", "val_fraction", "test_fraction",
+            "split", "image_column", "label_column")
     key = (seed, *(str(d.get(k)) for k in keys))
     if key not in _CACHE:
         _CACHE.clear()
