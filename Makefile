@@ -6,9 +6,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench stockfish polyglot espeak-ng clean
+.PHONY: setup demo test bench stockfish polyglot espeak-ng freedict clean
 
-setup: $(STAMP) stockfish polyglot espeak-ng
+setup: $(STAMP) stockfish polyglot espeak-ng freedict
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ espeak-ng:
 	@command -v espeak-ng >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng; } || \
 	  echo "warning: could not install espeak-ng (apt-get install espeak-ng); the audio task's spoken-digits set needs it"
+
+# The FreeDict English-German dictionary: Debian's package, /usr/share/dictd/freedict-eng-deu.* (the translate task's word pairs).
+freedict:
+	@test -f /usr/share/dictd/freedict-eng-deu.index || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dict-freedict-eng-deu; } || \
+	  echo "warning: could not install dict-freedict-eng-deu (apt-get install dict-freedict-eng-deu); the translate task's dictionary pairs need it"
 
 demo: setup
 	$(BIN)/suite train --task chess

@@ -23,9 +23,10 @@ _EXPORTS = {
     **dict.fromkeys(["get_registry"], ".registry"),
     **dict.fromkeys(["load_run"], ".runs"),
     **dict.fromkeys(["ClassifierSettings", "DataSettings"], ".settings"),
-    **dict.fromkeys(["ClassificationTask", "Pretrained", "Task", "WeightSource"], ".task"),
+    **dict.fromkeys(["ClassificationTask", "Pretrained", "Seq2SeqTask", "Task", "WeightSource"], ".task"),
     **dict.fromkeys(["CharTokenizer", "Tokenizer"], ".tokenizer"),
-    **dict.fromkeys(["IGNORE", "Classification", "Generation", "Objective", "greedy_decode", "top_classes", "Choice", "mask_options", "LanguageModel", "sample", "Batch", "ChoiceBatch", "ClassificationBatch", "GenerationBatch", "LanguageModelBatch"], "suite.tasks"),
+    **dict.fromkeys(["IGNORE", "Classification", "Generation", "Objective", "greedy_decode", "top_classes", "Choice", "mask_options", "LanguageModel", "sample", "Batch", "ChoiceBatch", "ClassificationBatch", "GenerationBatch", "LanguageModelBatch",
+                     "Seq2Seq", "Seq2SeqBatch", "Seq2SeqAdapter", "Seq2SeqSettings", "OutputHead", "generate"], "suite.tasks"),
 }
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "DataSettings", "ClassifierSettings",
     # Hugging Face data sets for classification tasks (--data.dataset hf:NAME_OR_PATH)
     "hf_datasets",
+    # sequence to sequence on encoder-decoder presets (tasks/seq2seq.py)
+    "Seq2SeqTask", "Seq2Seq", "Seq2SeqBatch", "Seq2SeqAdapter", "Seq2SeqSettings", "OutputHead", "generate",
 ]
 
 

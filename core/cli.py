@@ -40,6 +40,9 @@ def cmd_train(args, extra) -> int:
     overrides = {}  # the options of `suite train` that are settings; --section.key VALUE are in `extra`
     if args.init_from is not None:
         overrides["init.from"] = args.init_from
+    for side in ("encoder", "decoder"):
+        if getattr(args, f"init_{side}_from") is not None:
+            overrides[f"init.{side}_from"] = getattr(args, f"init_{side}_from")
     if args.freeze is not None:
         overrides["init.freeze"] = args.freeze
     if args.threads is not None:
@@ -67,9 +70,12 @@ def cmd_train(args, extra) -> int:
 def cmd_eval(args, extra) -> int:
     from . import train
 
-    if extra:
-        raise SuiteError(f"unexpected arguments: {' '.join(extra)}")
-    train.evaluate_run(Path(args.run_dir), get_registry(), progress=not args.no_progress)
+    options = config_mod.parse_overrides(extra)
+    bad = [k for k in options if not k.startswith("data.")]
+    if bad:
+        raise SuiteError(f"unexpected arguments: {', '.join('--' + k for k in bad)} (suite eval takes --data.KEY VALUE)")
+    data = {k[len("data."):]: v for k, v in options.items()}
+    train.evaluate_run(Path(args.run_dir), get_registry(), progress=not args.no_progress, data=data)
     return 0
 
 
@@ -77,6 +83,14 @@ def cmd_predict(args, extra) -> int:
     from . import train
 
     options = config_mod.parse_overrides(extra)
+    if args.score:
+        if args.input is not None or options:
+            raise SuiteError("--score PAIRS takes no input and no options")
+        for source, target, value in train.score_pairs(Path(args.run_dir), Path(args.score), get_registry(), task=args.task):
+            print(f"{source}\t{target}\t{value:.6f}")
+        return 0
+    if args.input is None:
+        raise SuiteError("give the input to answer, or --score PAIRS")
     print(train.predict(Path(args.run_dir), args.input, options, get_registry(), task=args.task))
     return 0
 
@@ -121,7 +135,8 @@ def cmd_transfer(args, extra) -> int:
                  "source_steps": args.source_steps, "evals": args.evals, "out": args.out, "executor": args.executor,
                  "resources.cpus": args.resources_cpus, "resources.gpus": args.resources_gpus,
                  "ray_address": args.ray_address, "measure": args.measure, "bootstrap": args.bootstrap,
-                 "train_sizes": args.train_sizes, "scratch_sizes": args.scratch_sizes, "reference": reference_arg(args.reference)}
+                 "train_sizes": args.train_sizes, "scratch_sizes": args.scratch_sizes, "reference": reference_arg(args.reference),
+                 "sides": args.sides, "seq2seq_preset": args.seq2seq_preset}
     exp = transfer.load_experiment(args.profile, args.config, overrides)
     calibrate_steps = str(args.calibrate_steps)
     if not calibrate_steps.isdigit():
@@ -212,6 +227,11 @@ def build_parser(registry, train_help: str = "") -> argparse.ArgumentParser:
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--init-from", metavar="RUN_DIR|SOURCE", help="start the backbone from a run, an export (suite export) or a weight source")
+    p.add_argument("--init-encoder-from", metavar="RUN_DIR|SOURCE",
+                   help="an encoder-decoder: start the encoder (and the source adapter) from a run, an export or a weight source")
+    p.add_argument("--init-decoder-from", metavar="RUN_DIR|SOURCE",
+                   help="an encoder-decoder: start the decoder (and the target adapter) from a run, an export or a weight source; "
+                        "its cross-attention starts fresh")
     p.add_argument("--freeze", choices=FREEZE_MODES, help="what to freeze after --init-from")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads per process (default: the cores this process may use / processes per machine)")
@@ -222,7 +242,9 @@ def build_parser(registry, train_help: str = "") -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="re-evaluate a run on its validation and test splits")
+    p = sub.add_parser("eval", help="re-evaluate a run on its validation and test splits, or on data of your own",
+                       description="Evaluate a trained run on its validation and test splits; with --data.KEY VALUE "
+                                   "settings of the run's task (for example --data.pairs FILE), on the data they make.")
     p.add_argument("run_dir")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_eval)
@@ -230,7 +252,9 @@ def build_parser(registry, train_help: str = "") -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="answer one input with a trained run",
                        description="Answer one input. Task options are given as --key VALUE.")
     p.add_argument("run_dir")
-    p.add_argument("input", help="the raw input: a problem, a FEN, a file path, a prompt (task dependent)")
+    p.add_argument("input", nargs="?", help="the raw input: a problem, a FEN, a file path, a prompt, a sentence (task dependent)")
+    p.add_argument("--score", metavar="PAIRS", help="a sequence-to-sequence run: print log p(output | input) beside each "
+                                                   "input<TAB>output line of the TSV file PAIRS")
     p.add_argument("--task", help="the task that answers, for a joint run (suite train --task A,B)")
     p.set_defaults(func=cmd_predict)
 
@@ -268,6 +292,9 @@ def build_parser(registry, train_help: str = "") -> argparse.ArgumentParser:
     p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--lrs", help="comma-separated learning rates swept for every arm")
     p.add_argument("--preset", help="backbone preset of every task arm")
+    p.add_argument("--seq2seq-preset", help="encoder-decoder preset of the sequence-to-sequence tasks (default transformer-<preset>)")
+    p.add_argument("--sides", help="sequence-to-sequence targets: comma-separated sides each source starts: encoder, decoder, "
+                                   "both (default encoder)")
     p.add_argument("--target-steps", help="fine-tuning steps of every arm")
     p.add_argument("--source-steps", help="pretraining steps of every task source")
     p.add_argument("--evals", help="validation checks per target run (the points of each curve)")

@@ -236,6 +236,10 @@ def export_onnx(task, cfg: dict, tokenizer, module, out: Path) -> list[str]:
         import onnxscript  # noqa: F401
     except ImportError:
         raise SuiteError("--format onnx needs the onnx and onnxscript packages: pip install 'suite[onnx]'") from None
+    if module.backbone.encoder_decoder:
+        raise SuiteError(f"task {task.name}: --format onnx exports one forward pass of a single-stack backbone; this run's "
+                         f"is an encoder-decoder, read a token at a time ({runs.describe_backbone(cfg['backbone'])}); "
+                         "export it with --format hf")
     inputs = model_inputs(example_batch(task, tokenizer, cfg))
     names = list(inputs)
     batch, length = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("length", min=2, max=cfg["backbone"]["max_len"])

@@ -2,8 +2,8 @@
 
 none      everything trains
 backbone  the whole backbone is frozen; adapter and head train
-fpt       attention and MLP weights are frozen; layer norms and positions train, as in the
-          Frozen Pretrained Transformer (Lu et al. 2021)
+fpt       attention and MLP weights are frozen (an encoder-decoder's cross-attention too); layer
+          norms and positions train, as in the Frozen Pretrained Transformer (Lu et al. 2021)
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def freeze_backbone(backbone: nn.Module, mode: str) -> int:
     check_freeze_mode(mode)
     trainable = 0
     for name, p in backbone.named_parameters():
-        train = mode == "none" or (mode == "fpt" and ".attn." not in f".{name}" and ".mlp." not in f".{name}")
+        train = mode == "none" or (mode == "fpt" and not any(part in f".{name}" for part in (".attn.", ".cross.", ".mlp.")))
         p.requires_grad_(train)
         trainable += train
     return trainable

@@ -121,6 +121,8 @@ class SuiteModule(TrainedModule):
                                           for n, t in task.items()})
         else:
             self.head = task.build_head(tokenizer, bcfg.d_model, cfg)
+            if hasattr(self.head, "tie"):  # an output layer that is the target embedding (suite.OutputHead)
+                self.head.tie(self.adapter)
             self.objective = task.objective(task, tokenizer, cfg)
             self.mask = task.mask_for(cfg)  # causal | bidirectional | prefix
             object.__setattr__(self, "members", {task.name: self})  # itself: not a submodule
@@ -130,6 +132,8 @@ class SuiteModule(TrainedModule):
         self.last_loss: dict[str, float] = {}
 
     def forward(self, batch: dict) -> torch.Tensor:
+        if self.backbone.encoder_decoder:  # source -> encoder, target -> decoder (suite.Seq2SeqBatch)
+            return self.decode(batch["inputs"], *self.encode(batch), padding=batch.get("padding"), positions=batch.get("positions"))
         x = self.adapter(batch["inputs"])  # (B, T, d)
         positions = batch.get("positions")  # the task's own numbering, possibly longer than T (decoding)
         if positions is not None:
@@ -137,6 +141,23 @@ class SuiteModule(TrainedModule):
         h = self.backbone(x, self.mask, prefix_len=batch.get("prefix_len"), padding=batch.get("padding"),
                           positions=positions)
         return self.head(h, batch)
+
+    def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """An encoder-decoder's encoder over ``batch["source"]`` (through ``adapter.source``, or the
+        adapter itself where one embeds both sides): (memory (B, S, d), its padding (B, S) or None)."""
+        x = getattr(self.adapter, "source", self.adapter)(batch["source"])
+        padding = batch.get("source_padding")
+        return self.backbone.encode(x, padding=padding, positions=batch.get("source_positions")), padding
+
+    def decode(self, inputs: torch.Tensor, memory: torch.Tensor, memory_padding: torch.Tensor | None = None, *,
+               padding: torch.Tensor | None = None, positions: torch.Tensor | None = None, cache=None) -> torch.Tensor:
+        """Target ids (B, T) over the encoder's ``memory`` -> the head's logits (B, T, V); with ``cache``
+        (``backbone.new_cache()``) ``inputs`` are the tokens after those already read."""
+        y = getattr(self.adapter, "target", self.adapter)(inputs)
+        if positions is not None and cache is None:
+            positions = positions[:, : inputs.shape[1]]
+        h = self.backbone.decode(y, memory, memory_padding=memory_padding, padding=padding, positions=positions, cache=cache)
+        return self.head(h, {"padding": padding})
 
     def callbacks(self) -> list:
         """The Lightning callbacks of the run: a task's own (``Task.callbacks``) where it is trained alone."""

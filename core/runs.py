@@ -229,7 +229,9 @@ def load_run(run_dir, registry, *, weights: bool = True, task: str | None = None
 
 
 def describe_backbone(b: dict) -> str:
-    return f"preset {b.get('preset')!r} (d_model={b.get('d_model')}, n_layers={b.get('n_layers')}, n_heads={b.get('n_heads')}, positions={b.get('positions', 'learned')})"
+    layers = (f"n_encoder_layers={b['n_encoder_layers']}, n_decoder_layers={b.get('n_decoder_layers')}" if b.get("n_encoder_layers")
+              else f"n_layers={b.get('n_layers')}")
+    return f"preset {b.get('preset')!r} (d_model={b.get('d_model')}, {layers}, n_heads={b.get('n_heads')}, positions={b.get('positions', 'learned')})"
 
 
 def resolve_init(spec: str, registry, pretrained=None) -> tuple[str, dict, dict[str, torch.Tensor], str]:

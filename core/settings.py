@@ -82,6 +82,10 @@ class InitSettings:
 
     from_: Optional[str] = None
     """--init-from: a run directory, an export or a weight source (`suite plugins` lists them)"""
+    encoder_from: Optional[str] = None
+    """--init-encoder-from: an encoder-decoder's encoder (and source adapter) from a run, an export or a weight source"""
+    decoder_from: Optional[str] = None
+    """--init-decoder-from: an encoder-decoder's decoder (and target adapter) from a run, an export or a weight source"""
     freeze: Literal[FREEZE_MODES] = "none"  # type: ignore[valid-type]
     """--freeze: none, backbone, or fpt (train only the norms and positions of the backbone)"""
 

@@ -9,6 +9,8 @@ from torch import nn
 from torch.utils.data import Dataset, default_collate
 
 from suite.tasks.classification import Classification, top_classes
+from suite.tasks.seq2seq import IGNORE, OutputHead, Seq2Seq, Seq2SeqAdapter, Seq2SeqSettings
+from suite.tasks.seq2seq import score as score_batch
 
 from .adapters import EmbeddingAdapter
 from .heads import ClassifierHead
@@ -81,6 +83,11 @@ class Task:
         """
         raise NotImplementedError
 
+    def build_eval_data(self, tokenizer: Tokenizer, cfg: dict) -> dict[str, Dataset]:
+        """The splits ``suite eval RUN --data.KEY VALUE`` evaluates: the run's data rebuilt with the
+        user's settings (their own file, a held-out set). The default: ``build_data`` without "train"."""
+        return {k: v for k, v in self.build_data(tokenizer, cfg).items() if k != "train"}
+
     def collate(self, samples: list) -> dict[str, torch.Tensor]:
         """Samples -> one batch in the layout of the objective (``objective.batch``)."""
         return default_collate(samples)
@@ -152,6 +159,77 @@ class ClassificationTask(Task):
     def predict(self, model, text, options):
         probs = model(self.predict_batch(model, text, options)).softmax(-1)[0]
         return top_classes(probs, self.classes(model.tokenizer), int(options.get("top", 1)))
+
+
+class Seq2SeqTask(Task):
+    """A sequence-to-sequence task (translation, speech to text) on an encoder-decoder preset:
+    the source goes through ``adapter.source`` into the encoder, the target through
+    ``adapter.target`` into the decoder, and ``suite.Seq2Seq`` trains and evaluates.
+
+    Implement ``build_tokenizer``, ``build_data`` (samples ``{"source": ids or a (N, patch_dim)
+    tensor, "target": ids without BOS/EOS, "references": [text, ...] (optional)}``), ``source_sample``
+    (the source of one raw input: ``suite predict``, ``--score``) and set ``text_metrics`` (bleu,
+    chrf, wer, cer). The tokenizer gives ``PAD``, ``BOS``, ``EOS``, ``vocab_size`` (the target
+    vocabulary), ``encode_target`` and ``decode_target``. The rest comes with it: one embedding
+    shared by source and target (override ``build_adapter`` for another source: patches), an output
+    layer tied to the target embedding, the collate, ``predict`` (beam search) and ``score``."""
+
+    objective = Seq2Seq
+    settings = {"model": Seq2SeqSettings}
+    text_metrics: tuple[str, ...] = ("bleu", "chrf")
+    PAD, BOS, EOS = 0, 1, 2  # the special target ids the collate writes; the tokenizer's are the same
+
+    def build_adapter(self, tokenizer, d_model, cfg):
+        return Seq2SeqAdapter(EmbeddingAdapter(tokenizer.vocab_size, d_model, padding_idx=tokenizer.PAD))
+
+    def build_head(self, tokenizer, d_model, cfg):
+        return OutputHead(d_model, tokenizer.vocab_size, tie=bool(cfg.get("model", {}).get("tie_embeddings", True)))
+
+    def source_sample(self, tokenizer: Tokenizer, raw: str):
+        """The encoder's input for one raw input (a sentence, an audio file's path): token ids or a tensor."""
+        raise NotImplementedError(f"task {self.name!r} does not read raw inputs")
+
+    def pair_sample(self, tokenizer: Tokenizer, source: str, target: str) -> dict:
+        """The sample of one (source, target) pair of raw text, for ``suite predict --score``."""
+        return {"source": self.source_sample(tokenizer, source), "target": tokenizer.encode_target(target)}
+
+    def collate(self, samples):
+        pad, bos, eos = self.PAD, self.BOS, self.EOS
+        batch = {}
+        sources = [s["source"] for s in samples]
+        if isinstance(sources[0], torch.Tensor) and sources[0].is_floating_point():
+            batch["source"] = torch.stack([s.float() for s in sources])
+        else:
+            S = max(len(s) for s in sources)
+            batch["source"] = torch.tensor([list(s) + [pad] * (S - len(s)) for s in sources], dtype=torch.long)
+            batch["source_padding"] = torch.tensor([[False] * len(s) + [True] * (S - len(s)) for s in sources])
+        targets = [list(s["target"]) for s in samples]
+        T = max(len(t) for t in targets) + 1
+        batch["inputs"] = torch.tensor([[bos] + t + [pad] * (T - 1 - len(t)) for t in targets], dtype=torch.long)
+        batch["targets"] = torch.tensor([t + [eos] + [IGNORE] * (T - 1 - len(t)) for t in targets], dtype=torch.long)
+        batch["padding"] = torch.tensor([[False] * (len(t) + 1) + [True] * (T - 1 - len(t)) for t in targets])
+        if all("references" in s for s in samples):
+            batch["references"] = [list(s["references"]) for s in samples]
+        return batch
+
+    def predict(self, model, text, options):
+        sample = {"source": self.source_sample(model.tokenizer, text), "target": []}
+        batch = self.collate([sample])
+        objective = model.objective
+        saved = dict(objective.settings)
+        objective.settings.update({k: v for k, v in options.items() if k in ("beam", "length_penalty", "max_output")})
+        try:
+            return objective.outputs(model, {k: v for k, v in batch.items() if k.startswith("source")})[0]
+        finally:
+            objective.settings = saved
+
+    def score(self, model, pairs: list[tuple[str, str]], batch_size: int = 64) -> list[float]:
+        """log p(target | source) of each pair (natural log, summed over the target's tokens and EOS)."""
+        out = []
+        for i in range(0, len(pairs), batch_size):
+            batch = self.collate([self.pair_sample(model.tokenizer, s, t) for s, t in pairs[i: i + batch_size]])
+            out += score_batch(model, batch).tolist()
+        return out
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """What a plugin's tests need: check a task's batches, round-trip its tokenizer, train it a few
-steps on the tiny preset in a temporary directory, and predict with the run.
+steps on the tiny preset (a sequence-to-sequence task: transformer-tiny) in a temporary directory,
+and predict with the run.
 
     from suite import testing
 
@@ -54,10 +55,18 @@ def get_task(task: str | Task) -> Task:
     return registry_mod.get_registry().task(task) if isinstance(task, str) else task
 
 
+def tiny(task: Task) -> dict[str, Any]:
+    """TINY for ``task``: a sequence-to-sequence task gets the tiny encoder-decoder preset."""
+    from suite.tasks.seq2seq import Seq2Seq
+
+    seq2seq = isinstance(task.objective, type) and issubclass(task.objective, Seq2Seq)
+    return {**TINY, "backbone.preset": "transformer-tiny"} if seq2seq else dict(TINY)
+
+
 def resolve(task: str | Task, overrides: dict[str, Any] | None = None) -> dict:
     """The task's resolved config with the TINY settings and ``overrides`` (dotted keys)."""
     task = get_task(task)
-    return config.resolve(task, overrides={**TINY, **(overrides or {})},
+    return config.resolve(task, overrides={**tiny(task), **(overrides or {})},
                           presets=registry_mod.get_registry().all_presets())
 
 
@@ -104,8 +113,10 @@ def check_batch(batch: dict, layout: type, where: str = "batch") -> None:
     missing = sorted(layout.__required_keys__ - set(batch))
     assert not missing, f"{where}: missing {missing} for {layout.__name__} (it has {sorted(batch)})"
     sizes = set()
+    lists = {k for k, t in layout.__annotations__.items() if "list" in str(t)}  # per-row Python values (references)
     for key, value in batch.items():
-        assert isinstance(value, torch.Tensor), f"{where}: {key!r} is a {type(value).__name__}, not a tensor"
+        kinds = (torch.Tensor, list) if key in lists else torch.Tensor
+        assert isinstance(value, kinds), f"{where}: {key!r} is a {type(value).__name__}, not a tensor"
         sizes.add(len(value))
     assert len(sizes) == 1, f"{where}: the tensors disagree on the batch size: " + \
         ", ".join(f"{k} {tuple(v.shape)}" for k, v in batch.items())
@@ -138,7 +149,7 @@ def train(task: str | Task, root, *, steps: int = 4, overrides: dict[str, Any] |
     """Train ``task`` for ``steps`` steps on the TINY settings with the real ``suite train``, in a
     new run directory under ``root``; returns the run directory."""
     name = get_task(task).name
-    settings = {**TINY, "trainer.max_steps": steps, "trainer.val_check_interval": steps,
+    settings = {**tiny(get_task(task)), "trainer.max_steps": steps, "trainer.val_check_interval": steps,
                 "run.root": str(root), "run.name": next_name(Path(root) / name), **(overrides or {})}
     argv = ["train", "--task", name, "--no-progress"]
     for key, value in settings.items():

@@ -217,15 +217,27 @@ def train_joint(tasks: dict, cfg: dict, registry, *, resume: Path | None = None,
     return execute(Run(cfg, dict(tasks), registry, resume=resume, progress=progress))
 
 
-def evaluate_run(run_dir: Path, registry, progress: bool = True) -> dict:
+def evaluate_run(run_dir: Path, registry, progress: bool = True, data: dict | None = None) -> dict:
     """A finished run (or an export of one) on "val" and every test split, printed: its ``Run``
-    loaded, not trained."""
+    loaded, not trained. ``data``: ``--data.*`` settings over the run's, for its task's
+    ``build_eval_data`` (the user's own data, with the run's tokenizer)."""
     quiet_lightning()
     run = Run.of(runs.read_config(run_dir), registry, progress=progress, run_dir=Path(run_dir))
     run.load(weights=True, config=True)
     machine.configure(run.cfg)
-    run.prepare()
-    results = evaluate_module(run.module, run.data(), run.cfg, progress)
+    if not data:
+        run.prepare()
+        results = evaluate_module(run.module, run.data(), run.cfg, progress)
+    else:
+        if len(run.tasks) > 1:
+            raise SuiteError("--data.* settings evaluate a run of one task; this is a joint run")
+        run.cfg["data"] = {**run.cfg["data"], **data}
+        prepare(run.task, run.cfg)
+        datasets = run.task.build_eval_data(run.tokenizer[run.task.name], run.cfg)
+        if not datasets:
+            raise SuiteError(f"task {run.task.name}: these --data settings make no evaluation split")
+        dm = SuiteDataModule(run.task, run.tokenizer, run.cfg, datasets=datasets)
+        results = evaluate_module(run.module, dm, run.cfg, progress, splits=list(datasets))
     run.print_results(results)
     return results
 
@@ -236,6 +248,37 @@ def predict(run_dir: Path, text: str, options: dict, registry, task: str | None 
     module.eval()
     with torch.no_grad():
         return task.predict(module, text, options)
+
+
+def score_pairs(run_dir: Path, pairs_file: Path, registry, task: str | None = None) -> list[tuple[str, str, float]]:
+    """log p(output | input) of every pair of a TSV file (``input<TAB>output`` a line), by the run's
+    sequence-to-sequence task (``Task.score``)."""
+    pairs = read_pairs(Path(pairs_file))
+    task, cfg, tokenizer, module = runs.load_run(run_dir, registry, task=task)
+    if not hasattr(task, "score"):
+        raise SuiteError(f"task {task.name!r} does not score (input, output) pairs; sequence-to-sequence tasks do")
+    module.eval()
+    with torch.no_grad():
+        return [(s, t, v) for (s, t), v in zip(pairs, task.score(module, pairs))]
+
+
+def read_pairs(path: Path) -> list[tuple[str, str]]:
+    """``input<TAB>output`` lines (blank lines skipped); one clear error naming the line otherwise."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SuiteError(f"{path}: cannot read the pairs file ({e.strerror if isinstance(e, OSError) else 'not UTF-8 text'})") from None
+    pairs = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        cells = line.split("\t")
+        if len(cells) != 2:
+            raise SuiteError(f"{path}:{i}: a pair is input<TAB>output, this line has {len(cells)} field(s)")
+        pairs.append((cells[0], cells[1]))
+    if not pairs:
+        raise SuiteError(f"{path}: no pairs in the file")
+    return pairs
 
 
 def resolve_for_train(task, registry, *, config_file=None, overrides=None, args=()) -> dict:

@@ -48,3 +48,14 @@ class ChoiceBatch(TypedDict):
     correct: NotRequired[torch.Tensor]  # (B, n_options) bool: every right option; overrides label
     soft: NotRequired[torch.Tensor]  # (B, n_options) float, rows summing to 1: a target distribution the loss uses instead
     padding: NotRequired[torch.Tensor]  # (B, T) bool, True at padding
+
+
+class Seq2SeqBatch(TypedDict):
+    source: torch.Tensor  # the encoder's input: (B, S) long token ids (padded) or (B, N, patch_dim) float patch vectors
+    inputs: torch.Tensor  # (B, T) long: the decoder's input, BOS then the target, right-padded
+    targets: torch.Tensor  # (B, T) long: the target then EOS (the next token at each position), IGNORE at padding
+    padding: NotRequired[torch.Tensor]  # (B, T) bool, True at the target's padding
+    source_padding: NotRequired[torch.Tensor]  # (B, S) bool, True at the source's padding (as the encoder's output is long)
+    source_positions: NotRequired[torch.Tensor]  # (B, S) long: the task's own position numbers of the source
+    positions: NotRequired[torch.Tensor]  # (B, >= T) long: the task's own position numbers of the target
+    references: NotRequired[list]  # per row, every acceptable output as text (default: the target decoded)

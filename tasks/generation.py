@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from .batches import GenerationBatch
 from .objective import Objective, metric_collection, mean_metric
+from .seq2seq import generate
 
 IGNORE = -100
 
@@ -26,6 +27,11 @@ def greedy_decode(model, prompt: torch.Tensor, padding: torch.Tensor, max_new: i
     full pass keeps the prefix mask exact without a key-value cache.
     """
     B, P = prompt.shape
+    if model.backbone.encoder_decoder:  # the prompt is the source; the decoder starts from its last token
+        batch = {"source": prompt, "source_padding": padding}
+        if positions is not None:
+            batch["source_positions"], batch["positions"] = positions[:, :P], positions[:, P - 1:]
+        return generate(model, batch, prompt[:, -1:], max_new, eos)
     seq, pad = prompt, padding
     prefix_len = torch.full((B,), P, device=prompt.device)
     done = torch.zeros(B, dtype=torch.bool, device=prompt.device)
@@ -46,6 +52,17 @@ def greedy_decode(model, prompt: torch.Tensor, padding: torch.Tensor, max_new: i
     return out
 
 
+def as_seq2seq(batch: dict) -> dict:
+    """A generation batch read by an encoder-decoder: the prompt is the source, and the decoder
+    starts from the prompt's last token (its separator, "=") and writes the answer."""
+    P = int(batch["prefix_len"].max())
+    out = {"source": batch["inputs"][:, :P], "source_padding": batch["padding"][:, :P], "inputs": batch["inputs"][:, P - 1:],
+           "targets": batch["targets"][:, P - 1:], "padding": batch["padding"][:, P - 1:]}
+    if "positions" in batch:
+        out["source_positions"], out["positions"] = batch["positions"][:, :P], batch["positions"][:, P - 1:]
+    return out
+
+
 def _until_eos(tokens: torch.Tensor, eos: int) -> torch.Tensor:
     """Zero out everything after the first EOS so two answers compare equal iff their text does."""
     is_eos = (tokens == eos).int()
@@ -62,10 +79,15 @@ class Generation(Objective):
         return metric_collection({"exact_match": mean_metric(), "token_accuracy": mean_metric(), "loss": mean_metric()})
 
     def loss(self, model, batch):
+        if model.backbone.encoder_decoder:
+            batch = as_seq2seq(batch)
         logits = model(batch)
         return F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten(), ignore_index=IGNORE)
 
     def evaluate(self, model, batch, split):
+        P = int(batch["prefix_len"].max())
+        if model.backbone.encoder_decoder:
+            return self.evaluate_seq2seq(model, as_seq2seq(batch), split)
         logits = model(batch)
         targets = batch["targets"]
         m = self.metrics(split, logits.device)
@@ -73,10 +95,21 @@ class Generation(Objective):
         scored = targets != IGNORE
         m["token_accuracy"].update(((logits.argmax(-1) == targets) & scored).sum() / scored.sum().clamp_min(1), weight=scored.sum())
         # Exact match: decode freely from the prompt and compare with the reference answer.
-        P = int(batch["prefix_len"].max())
         answer = targets[:, P - 1:]  # the tokens after the prompt, EOS included
         eos = self.tokenizer.EOS
         want = _until_eos(answer.masked_fill(answer == IGNORE, eos), eos)
         got = _until_eos(greedy_decode(model, batch["inputs"][:, :P], batch["padding"][:, :P], want.shape[1], eos,
                                       batch.get("positions")), eos)
+        m["exact_match"].update((got == want).all(1).float())
+
+    def evaluate_seq2seq(self, model, batch, split):
+        """The same metrics on an encoder-decoder preset (``as_seq2seq``), decoding greedily."""
+        logits, targets = model(batch), batch["targets"]
+        m = self.metrics(split, logits.device)
+        m["loss"].update(F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE))
+        scored = targets != IGNORE
+        m["token_accuracy"].update(((logits.argmax(-1) == targets) & scored).sum() / scored.sum().clamp_min(1), weight=scored.sum())
+        eos = self.tokenizer.EOS
+        want = _until_eos(targets.masked_fill(~scored, eos), eos)
+        got = _until_eos(generate(model, batch, batch["inputs"][:, :1], want.shape[1], eos), eos)
         m["exact_match"].update((got == want).all(1).float())

@@ -39,6 +39,12 @@ CASES = {
              "--data.holdout_percent", 40, "--data.batch_size", 8],
     "text-classify": ["--data.files", "{tmp}/reviews.csv", "--data.text_column", "review", "--data.label_column",
                       "sentiment", "--data.holdout_percent", 40, "--data.max_tokens", 32, "--data.batch_size", 8],
+    # sequence to sequence, on the tiny encoder-decoder: decoding (greedy at validation, beam at test) is in the metrics
+    "translate": ["--backbone.preset", "transformer-tiny", "--data.dictionary", "none", "--data.max_digits", 3,
+                  "--data.long_digits", "[4, 4]", "--data.val_size", 32, "--data.test_size", 32, "--data.vocab_size", 300,
+                  "--data.batch_size", 16],
+    "speech-to-text": ["--backbone.preset", "transformer-tiny", "--data.train_size", 64, "--data.val_size", 16,
+                       "--data.test_size", 16, "--data.batch_size", 8],
     "vision,audio,arithmetic": ["--data.batch_size", 16, "--audio.data.train_size", 96, "--audio.data.val_size", 32,
                                 "--audio.data.test_size", 32, "--arithmetic.data.val_size", 32,
                                 "--arithmetic.data.test_size", 32, "--arithmetic.data.long_digits", "[4, 4]"],
@@ -69,6 +75,12 @@ def kill_after_first_checkpoint(args: list, run_dir) -> int:
     assert ckpt.is_file(), f"no checkpoint was written: {err[-2000:]}"
     assert not (run_dir / "metrics.json").exists(), "the run finished before it could be killed"
     return torch.load(ckpt, weights_only=False)["global_step"]
+
+
+def test_every_task_has_a_resume_case():
+    from suite.registry import get_registry
+
+    assert set(get_registry().all_tasks()) <= {t for case in CASES for t in case.split(",")}
 
 
 @pytest.mark.parametrize("task", list(CASES))

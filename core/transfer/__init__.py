@@ -1,9 +1,10 @@
 """The transfer experiment: does pretraining on A help B?
 
 For every target task, every arm (training from scratch, or fine-tuning from a source under a
-freeze mode) is trained on the same budget, preset and seeds, with its own learning-rate sweep;
-each arm is reported at its best learning rate, chosen on validation (Rothermel et al. 2021 show
-why unswept comparisons mislead). Scores are oriented so that higher is better.
+freeze mode; for a sequence-to-sequence target, from a source into one side of an encoder-decoder)
+is trained on the same budget, preset and seeds, with its own learning-rate sweep; each arm is
+reported at its best learning rate, chosen on validation (Rothermel et al. 2021 show why unswept
+comparisons mislead). Scores are oriented so that higher is better.
 
 One module per responsibility, each readable on its own:
 
@@ -49,7 +50,8 @@ __all__ = [
 ]
 
 # What a cell means: an output directory holds the cells of one experiment with these settings.
-IDENTITY = ("preset", "source_steps", "target_steps", "steps_by_target", "evals", "overrides", "task_overrides", "size_steps")
+IDENTITY = ("preset", "seq2seq_preset", "source_steps", "target_steps", "steps_by_target", "evals", "overrides", "task_overrides",
+            "size_steps")
 
 
 def default_out(exp: dict) -> Path:

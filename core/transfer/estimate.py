@@ -173,7 +173,9 @@ def guess_calibration(stored: dict, arch: str, cfg: dict, steps: int) -> float:
     if like:
         return like[len(like) // 2]
     b = cfg["backbone"]
-    scale = max(1.0, int(b["n_layers"]) * int(b["d_model"]) * (4 * int(b["d_model"]) + 2 * int(b["d_ff"])) / NOMINAL_SIZE) ** 0.5
+    # an encoder-decoder's blocks: both stacks
+    layers = int(b.get("n_encoder_layers") or 0) + int(b.get("n_decoder_layers") or 0) or int(b["n_layers"])
+    scale = max(1.0, layers * int(b["d_model"]) * (4 * int(b["d_model"]) + 2 * int(b["d_ff"])) / NOMINAL_SIZE) ** 0.5
     return calibration_seconds({k: v if k == "data" else v * scale for k, v in NOMINAL.items()}, steps)
 
 
@@ -189,7 +191,7 @@ def wall_time(exp: dict, cells: list[Cell], sources: list[SourceRun], cal: dict)
     evals = int(exp.get("evals", 4))
     left_out = 0
     for run in [*sources, *cells]:
-        pairs = [(t, exp["preset"]) for t in run.tasks] if isinstance(run, SourceRun) else [(run.target, run.arch)]
+        pairs = [(t, run.preset) for t in run.tasks] if isinstance(run, SourceRun) else [(run.target, run.arch)]
         if any(p not in cal for p in pairs):
             left_out += 1
             continue
@@ -227,6 +229,13 @@ def about(seconds: float) -> str:
     return f"about {seconds:.0f} s" if seconds < 100 else f"about {hms(seconds)}"
 
 
+def init_text(exp: dict, runner: Runner, cell: Cell) -> str:
+    """A sequence-to-sequence target's run: its preset and where each side starts (other runs: nothing)."""
+    if cell.side is None and (not cell.arch_is_preset or cell.arch == exp["preset"]):
+        return ""
+    return "  " + ", ".join([f"backbone {cell.arch}", *(f"{k} {v}" for k, v in runner.init_settings(cell).items())])
+
+
 def dry_run(exp: dict, registry, out: Path, cells: list[Cell], sources: list[SourceRun], calibrate_steps: int = 20,
             recalibrate: bool = False, show_runs: bool = True, command: str | None = None) -> dict:
     """Print the plan and its estimate. Trains nothing but, with ``recalibrate`` (--calibrate), the
@@ -240,14 +249,20 @@ def dry_run(exp: dict, registry, out: Path, cells: list[Cell], sources: list[Sou
           f"lrs {', '.join(f'{x:g}' for x in exp['lrs'])}; seeds {', '.join(map(str, exp['seeds']))}; output {out}")
     for name, why in (exp.get("left_out") or {}).items():
         print(f"  left out of 'all': {name} ({why})")
+    if exp.get("seq2seq_targets"):
+        print(f"  sequence-to-sequence targets {', '.join(exp['seq2seq_targets'])}: on {exp['seq2seq_preset']}; "
+              f"side arms start {', '.join(exp['sides'])} from each source")
+    for note in exp.get("notes") or ():
+        print(f"  not planned: {note}")
     if show_runs:
+        runner = Runner(exp, registry, out)
         for s in sources:
             print(f"  - source  {s.task:<14} seed {s.seed:<3} {s.steps:>7} steps  {'done' if s in done_sources else 'to do'}  "
                   f"{s.path(out)}")
         for c in cells:
             size = "" if c.size is None else f"n {c.size:<7}"
             print(f"  - target  {c.target:<14} <- {c.arm:<22} lr {c.lr:<8g} seed {c.seed:<3} {size}{steps_of(exp, c):>7} steps  "
-                  f"{'done' if c in done_cells else 'to do'}")
+                  f"{'done' if c in done_cells else 'to do'}{init_text(exp, runner, c)}")
     table = counts(exp, [*sources, *cells])
     print("runs by kind:")
     for label, row in table.items():
@@ -263,7 +278,7 @@ def dry_run(exp: dict, registry, out: Path, cells: list[Cell], sources: list[Sou
     if calibrate_steps <= 0:
         print("estimated wall time: not measured (--calibrate-steps 0)")
         return figures
-    pairs = list(dict.fromkeys([(t, exp["preset"]) for s in todo_sources for t in s.tasks] + [(c.target, c.arch) for c in todo_cells]))
+    pairs = list(dict.fromkeys([(t, s.preset) for s in todo_sources for t in s.tasks] + [(c.target, c.arch) for c in todo_cells]))
     approximate: dict = {}
     guessed: dict = {}
     if recalibrate:

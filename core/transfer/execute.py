@@ -30,7 +30,7 @@ from .. import config as config_mod
 from .. import runs
 from ..errors import SuiteError
 from ..registry import warn
-from .plan import SCRATCH, Cell, SourceRun, budget, pretrained_here, run_overrides
+from .plan import SCRATCH, Cell, SourceRun, budget, pretrained_here, run_overrides, source_run
 
 # One per process: runs of the same task, data settings and seed share a tokenizer and datasets
 # (a Ray worker process keeps it between the tasks it runs).
@@ -57,8 +57,7 @@ class Runner:
                     evals: int | None = None, **extra) -> dict:
         extra = {"optim.lr": cell.lr, "run.root": str(self.out / "runs"), "run.name": cell.id, "init.freeze": cell.freeze,
                  **({} if cell.size is None else {"data.train_limit": cell.size}), **extra}
-        if cell.source != SCRATCH:
-            extra["init.from"] = source_path or self.source_path(cell)
+        extra.update(self.init_settings(cell, source_path))
         cfg = self.run_config(cell.target, steps or cell.steps or budget(self.exp, cell.target), cell.seed, evals, **extra)
         if cell.source == SCRATCH and not cell.arch_is_preset:  # a weight source's architecture, from scratch
             spec = cell.arch[len("source:"):]
@@ -72,10 +71,15 @@ class Runner:
         with open(log, "w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
             return execute(Run.of(cfg, self.registry, data_cache=DATA_CACHE, progress=False))
 
+    def init_settings(self, cell: Cell, source_path: str | None = None) -> dict:
+        """Where the cell's weights start: ``init.from`` the source, or for a side arm
+        ``init.encoder_from`` and/or ``init.decoder_from``; nothing for scratch."""
+        return {key: source_path or self.source_path(cell) for key in cell.init_keys}
+
     def source_path(self, cell: Cell) -> str:
         if not pretrained_here(cell.source, self.registry.all_tasks()):
             return cell.source  # a weight source: --init-from NAME
-        return str(SourceRun(cell.source, cell.seed, int(self.exp["source_steps"]), self.exp["preset"]).path(self.out))
+        return str(source_run(self.exp, self.registry, cell.source, cell.seed).path(self.out))
 
     def source(self, src: SourceRun) -> str:
         """Pretrain a task source unless it is finished; its run directory."""
@@ -109,8 +113,9 @@ def cell_record(cell: Cell, cfg: dict, run_dir: Path, seconds: float) -> dict:
     m = runs.read_metrics(run_dir)
     sign = 1.0 if m["higher_is_better"] else -1.0
     primary = m["primary"]
+    fields = {k: v for k, v in asdict(cell).items() if not (k == "side" and v is None)}  # other arms' records as before
     record = {
-        **asdict(cell), "arm": cell.arm, "metric": primary, "higher_is_better": m["higher_is_better"],
+        **fields, "arm": cell.arm, "metric": primary, "higher_is_better": m["higher_is_better"],
         "val": sign * m["splits"]["val"][primary], "test": sign * m["splits"]["test"][primary],
         "raw_test": m["splits"]["test"][primary],
         "curve": [[h["step"], sign * h[primary]] for h in m["history"] if primary in h],
@@ -152,7 +157,7 @@ CELL_KEYS = ("target", "source", "freeze", "lr", "seed", "arch", "arm", "metric"
 def read_cell(out: Path, cell: Cell, hint: str = "delete it and run the same command again: its run is trained again") -> dict:
     """A cell's record; a ``SuiteError`` naming the file if it is damaged or of an older format."""
     record = runs.read_json(cell_path(out, cell), hint, CELL_KEYS)
-    if not isinstance(record["curve"], list) or any(record.get(k) != v for k, v in asdict(cell).items() if k in CELL_KEYS):
+    if not isinstance(record["curve"], list) or any(record.get(k) != v for k, v in asdict(cell).items() if k in (*CELL_KEYS, "side")):
         raise SuiteError(f"{cell_path(out, cell)}: not the record of run {cell.id} (damaged, or of another version); {hint}")
     return record
 
@@ -222,7 +227,7 @@ def run_local(exp: dict, registry, out: Path, todo: list[Cell], progress: bool =
         for cell in todo:
             bar.update(job, description=f"{cell.target} <- {cell.arm} lr={cell.lr:g} seed={cell.seed}")
             try:
-                source = runner.source(SourceRun(cell.source, cell.seed, int(exp["source_steps"]), exp["preset"])) \
+                source = runner.source(source_run(exp, registry, cell.source, cell.seed)) \
                     if pretrained_here(cell.source, registry.all_tasks()) else None
                 write_cell(out, cell, runner.cell(cell, source))
             except Exception as e:  # one failed run does not stop the others; the command reports it

@@ -8,6 +8,15 @@ learning rate and seed (a `Cell`), and with ``train_sizes`` at every target trai
 (``data.train_limit``), scratch also at ``scratch_sizes``, each run ``size_steps`` long for its
 size. Task sources are pretrained once per (task, preset, budget, seed) (a `SourceRun`) and shared
 by every cell that starts from them.
+
+A sequence-to-sequence target (its task's objective is ``suite.Seq2Seq``) runs on the encoder-decoder
+preset ``seq2seq_preset`` (default: ``transformer-<preset>``). Its arms are scratch on that preset and,
+for each source, one *side arm* per entry of ``sides``: the source starts the encoder, the decoder or
+both (``init.encoder_from``, ``init.decoder_from``), the rest starts fresh, and everything trains
+(freeze ``none``: freezing the backbone would freeze the fresh side and the cross-attention too, so
+other freeze modes have no side arms). A sequence-to-sequence task as a source is pretrained on that
+preset and gives side arms only (an encoder-decoder does not load into a single stack). What the
+plan leaves out is said in ``notes``.
 """
 from __future__ import annotations
 
@@ -33,6 +42,8 @@ DEFAULTS = {
     "sources": None,          # tasks and weight sources, or "all"
     "targets": None,          # tasks, or "all"
     "freeze": ["none"],
+    "sides": ["encoder"],     # sequence-to-sequence targets: which side each source starts (encoder, decoder, both)
+    "seq2seq_preset": None,   # the encoder-decoder preset of sequence-to-sequence tasks; None: transformer-<preset>
     "seeds": None,
     "lrs": None,
     "lrs_by_freeze": {},      # freeze mode -> its own sweep (frozen arms, random controls included, want higher rates)
@@ -58,6 +69,7 @@ DEFAULTS = {
 REQUIRED = ("preset", "sources", "targets", "seeds", "lrs", "source_steps", "target_steps")
 LIST_KEYS = ("sources", "targets", "freeze", "seeds", "lrs")
 SIZE_KEYS = ("train_sizes", "scratch_sizes")
+SIDES = {"encoder": ("encoder",), "decoder": ("decoder",), "both": ("encoder", "decoder")}  # a side arm -> the stacks it starts
 
 
 JOINT = "joint:"  # a source `joint:A+B+C`: one backbone pretrained on tasks A, B and C together (core/joint.py)
@@ -73,10 +85,25 @@ def pretrained_here(source: str, tasks) -> bool:
     return source in tasks or source.startswith(JOINT)
 
 
+def is_seq2seq(task) -> bool:
+    """A sequence-to-sequence task: its objective is ``suite.Seq2Seq`` or a subclass (it runs on an encoder-decoder)."""
+    from ..tasks.seq2seq import Seq2Seq
+
+    objective = getattr(task, "objective", None)
+    return isinstance(objective, type) and issubclass(objective, Seq2Seq)
+
+
+def preset_of(exp: dict, task) -> str:
+    """The backbone preset of every run of ``task``: ``seq2seq_preset`` for a sequence-to-sequence task."""
+    return (exp.get("seq2seq_preset") or exp["preset"]) if is_seq2seq(task) else exp["preset"]
+
+
 @dataclass(frozen=True)
 class Cell:
     """One target run: an arm (scratch, or a source under a freeze mode) at one lr and seed, on
-    ``size`` training samples of the target (None: all) for ``steps`` steps (None: the target's budget)."""
+    ``size`` training samples of the target (None: all) for ``steps`` steps (None: the target's budget).
+    ``side``: a sequence-to-sequence target's side arm, the stacks the source starts (a key of
+    ``SIDES``); None for every other arm (the source starts the whole backbone, ``init.from``)."""
 
     target: str
     source: str  # SCRATCH, a task name or a weight source
@@ -86,13 +113,21 @@ class Cell:
     arch: str  # the backbone architecture this arm uses: the preset, or "source:NAME" for a weight source's own
     size: int | None = None
     steps: int | None = None
+    side: str | None = None
 
     @property
     def arm(self) -> str:
         if self.source == SCRATCH:
             arm = SCRATCH if self.arch_is_preset else f"{SCRATCH} ({self.arch})"
             return arm if self.freeze == "none" else f"{arm}/{self.freeze}"  # a random control, frozen
-        return f"{self.source}/{self.freeze}"
+        return f"{self.source}/{self.freeze}" + ("" if self.side is None else f"@{self.side}")
+
+    @property
+    def init_keys(self) -> tuple[str, ...]:
+        """The settings that the source's path or name goes into."""
+        if self.source == SCRATCH:
+            return ()
+        return ("init.from",) if self.side is None else tuple(f"init.{stack}_from" for stack in SIDES[self.side])
 
     @property
     def arch_is_preset(self) -> bool:
@@ -256,7 +291,7 @@ def check(exp: dict, origin: str = "experiment") -> dict:
     # the types of the keys that are not numbers (those are parsed below), before anything runs
     for key in ("profile", "preset", "positions", "executor", "measure"):
         _expect(origin, key, exp[key], str, "a string")
-    for key in ("out", "ray_address"):
+    for key in ("out", "ray_address", "seq2seq_preset"):
         _expect(origin, key, exp[key], (str, type(None)), "a string")
     for key in ("random_controls", "skip_self"):
         _expect(origin, key, exp[key], bool, "true or false")
@@ -282,6 +317,12 @@ def check(exp: dict, origin: str = "experiment") -> dict:
     for f in exp["freeze"]:
         if f not in FREEZE_MODES:
             raise SuiteError(f"freeze mode must be one of {', '.join(FREEZE_MODES)}, not {f!r}")
+    exp["sides"] = list(dict.fromkeys(_as_list("sides", exp["sides"] if exp["sides"] is not None else [])))
+    if not exp["sides"]:
+        raise SuiteError(f"{origin}: sides: empty; give one or more of {', '.join(SIDES)}")
+    for side in exp["sides"]:
+        if side not in SIDES:
+            raise SuiteError(f"{origin}: sides: {side!r} is not a side of an encoder-decoder; give {', '.join(SIDES)}")
     by_freeze = exp.get("lrs_by_freeze") or {}
     if not isinstance(by_freeze, dict) or set(by_freeze) - set(FREEZE_MODES):
         raise SuiteError(f"{origin}: lrs_by_freeze maps freeze modes ({', '.join(FREEZE_MODES)}) to learning rates")
@@ -335,6 +376,19 @@ def check(exp: dict, origin: str = "experiment") -> dict:
 
 # -- resolving names ------------------------------------------------------------------------------
 _PROBED: dict[str, str | None] = {}
+_BACKBONES: dict[str, dict | str] = {}  # weight source spec -> its backbone config, or why it does not load
+
+
+def source_backbone(spec: str, registry) -> dict | str:
+    """A weight source's backbone config, or why it does not load; loaded once per process."""
+    if spec not in _BACKBONES:
+        from .. import runs
+
+        try:
+            _BACKBONES[spec] = dict(runs.load_source(spec, registry).backbone)
+        except SuiteError as e:
+            _BACKBONES[spec] = str(e)
+    return _BACKBONES[spec]
 
 
 def needs_argument(source) -> str | None:
@@ -343,7 +397,7 @@ def needs_argument(source) -> str | None:
     cache = _PROBED
     if source.name not in cache:
         try:
-            source.load("")
+            _BACKBONES[source.name] = dict(source.load("").backbone)
             cache[source.name] = None
         except SuiteError as e:
             cache[source.name] = str(e)
@@ -383,12 +437,37 @@ def expand(exp: dict, registry) -> dict:
             if len(members) < 2 or len(set(members)) != len(members):
                 raise SuiteError(f"source {s!r}: a joint source names two or more different tasks, joint:A+B")
             for t in members:
-                registry.task(t)
+                if is_seq2seq(registry.task(t)):
+                    raise SuiteError(f"source {s!r}: {t} is a sequence-to-sequence task; the tasks of a joint source "
+                                     "share one single-stack backbone")
             continue
         if s not in tasks and s.partition(":")[0] not in weight_sources:
             raise SuiteError(f"unknown source {s!r}: not a task and not a weight source "
                              f"(sources: {', '.join(weight_sources) or 'none'})")
-    return {**exp, "targets": targets, "sources": sources, "left_out": left_out}
+    seq2seq = [t for t in targets if is_seq2seq(tasks[t])]
+    exp = {**exp, "targets": targets, "sources": sources, "left_out": left_out, "seq2seq_targets": seq2seq,
+           "seq2seq_preset": seq2seq_preset(exp, registry, seq2seq)}
+    exp["notes"] = list(dict.fromkeys(note for t in targets for note in arms(exp, registry, t)[1]))
+    return exp
+
+
+def seq2seq_preset(exp: dict, registry, targets: list[str]) -> str | None:
+    """The encoder-decoder preset of the sequence-to-sequence tasks: as set, or ``transformer-<preset>``
+    where that is a preset; a one-line error if ``targets`` (the sequence-to-sequence targets) need one and there is none."""
+    presets = registry.all_presets()
+    known = ", ".join(name for name, cfg in presets.items() if cfg.get("n_encoder_layers")) or "none"
+    given = exp.get("seq2seq_preset")
+    if given is not None:
+        if not presets.get(given, {}).get("n_encoder_layers"):
+            raise SuiteError(f"seq2seq_preset: {given!r} is not an encoder-decoder preset; give one of {known}")
+        return given
+    counterpart = f"transformer-{exp['preset']}"
+    if counterpart in presets:
+        return counterpart
+    if targets:
+        raise SuiteError(f"seq2seq_preset: preset {exp['preset']!r} has no encoder-decoder counterpart {counterpart!r} for the "
+                         f"sequence-to-sequence targets {', '.join(targets)}; set seq2seq_preset to one of {known}")
+    return None
 
 
 def run_overrides(exp: dict, task, steps: int, seed: int, evals: int | None = None, **extra) -> dict:
@@ -396,7 +475,7 @@ def run_overrides(exp: dict, task, steps: int, seed: int, evals: int | None = No
     for this profile, the profile's for this task, then ``extra``."""
     evals = int(evals or exp.get("evals", 4))
     return {
-        "backbone.preset": exp["preset"], "backbone.positions": exp.get("positions", "learned"), "seed": seed,
+        "backbone.preset": preset_of(exp, task), "backbone.positions": exp.get("positions", "learned"), "seed": seed,
         "trainer.max_steps": steps, "trainer.val_check_interval": max(1, steps // evals),
         "run.checkpoint_every": steps, **exp.get("overrides", {}),
         **config_mod.transfer_overrides(task, exp.get("profile", "")),
@@ -435,34 +514,85 @@ def size_budget(exp: dict, target: str, size: int | None, batch_size: int) -> in
     return int(min(budget(exp, target), max(int(rule.get("min", 0)), exp.get("evals", 4), steps)))
 
 
+def arms(exp: dict, registry, target: str) -> tuple[list[tuple], list[str]]:
+    """The arms of one target of an expanded experiment, scratch first, each (source, freeze, arch,
+    side); and a line on each arm the experiment names but the plan leaves out."""
+    tasks = registry.all_tasks()
+    if is_seq2seq(tasks[target]):
+        return seq2seq_arms(exp, registry, target)
+    archs, found, notes = [exp["preset"]], [], []
+    for source in exp["sources"]:
+        if source == target and exp.get("skip_self", True):
+            continue
+        if source in tasks and is_seq2seq(tasks[source]):
+            notes.append(f"source {source}: a sequence-to-sequence task, an encoder-decoder: side arms of "
+                         "sequence-to-sequence targets only (it does not load into a single stack)")
+            continue
+        arch = exp["preset"] if pretrained_here(source, tasks) else f"source:{source}"
+        if arch not in archs:
+            archs.append(arch)
+        found += [(source, f, arch, None) for f in exp["freeze"]]
+    controls = [(SCRATCH, f, a, None) for a in archs[1:] for f in exp["freeze"] if f != "none"] \
+        if exp.get("random_controls") else []
+    return [(SCRATCH, "none", a, None) for a in archs] + controls + found, notes
+
+
+def seq2seq_arms(exp: dict, registry, target: str) -> tuple[list[tuple], list[str]]:
+    """A sequence-to-sequence target: scratch on the encoder-decoder preset and, for each source, a
+    side arm per ``sides`` under freeze ``none`` (a frozen backbone would freeze the fresh side too)."""
+    tasks = registry.all_tasks()
+    preset = exp["seq2seq_preset"]
+    found, notes = [(SCRATCH, "none", preset, None)], []
+    frozen = [f for f in exp["freeze"] if f != "none"]
+    if frozen:
+        notes.append(f"freeze {', '.join(frozen)}: no side arms (sequence-to-sequence targets): freezing the backbone "
+                     "would freeze the side that starts fresh and the cross-attention too; side arms train in full"
+                     + ("" if "none" in exp["freeze"] else ", and freeze none is not in this experiment"))
+    if "none" not in exp["freeze"]:
+        return found, notes
+    for source in exp["sources"]:
+        if source == target and exp.get("skip_self", True):
+            continue
+        if not pretrained_here(source, tasks):
+            why = misfit(exp, registry, target, source)
+            if why:
+                notes.append(f"{target} <- {source}: no side arms: {why}")
+                continue
+        found += [(source, "none", preset, side) for side in exp["sides"]]
+    return found, notes
+
+
+def misfit(exp: dict, registry, target: str, source: str) -> str | None:
+    """Why a weight source's blocks do not fit a side of the target's encoder-decoder, or None."""
+    from ..backbone import BackboneConfig
+    from ..init_from import BLOCK_FIELDS
+
+    theirs = source_backbone(source, registry)
+    if isinstance(theirs, str):
+        return theirs
+    task = registry.task(target)
+    ours = config_mod.resolve(task, overrides=run_overrides(exp, task, 1, 0), presets=registry.all_presets())["backbone"]
+    theirs, ours = BackboneConfig.from_dict(theirs).to_dict(), BackboneConfig.from_dict(ours).to_dict()
+    differ = [f"{k} {theirs[k]} != {ours[k]}" for k in BLOCK_FIELDS if theirs[k] != ours[k]]
+    return f"its blocks do not fit {preset_of(exp, task)}'s ({'; '.join(differ)}, source != target)" if differ else None
+
+
 def plan(exp: dict, registry) -> list[Cell]:
     """Every target run of an expanded experiment, target by target, size by size."""
-    tasks = registry.all_tasks()
     cells = []
     for target in exp["targets"]:
-        archs = [exp["preset"]]
-        arms = []
-        for source in exp["sources"]:
-            if source == target and exp.get("skip_self", True):
-                continue
-            arch = exp["preset"] if pretrained_here(source, tasks) else f"source:{source}"
-            if arch not in archs:
-                archs.append(arch)
-            arms += [(source, f, arch) for f in exp["freeze"]]
-        controls = [(SCRATCH, f, a) for a in archs[1:] for f in exp["freeze"] if f != "none"] \
-            if exp.get("random_controls") else []
-        arms = [(SCRATCH, "none", a) for a in archs] + controls + arms
+        found = arms(exp, registry, target)[0]
         sizes = sizes_of(exp, "train_sizes", target) or [None]
         batch = batch_size(exp, registry, target) if sizes != [None] and exp.get("size_steps") else 1
         more = sizes_of(exp, "scratch_sizes", target) if sizes != [None] else []
         for size in sorted({*sizes, *more}, key=lambda n: (n is None, n)):
             steps = size_budget(exp, target, size, batch)
-            for source, freeze, arch in arms:
+            for source, freeze, arch, side in found:
                 if size not in sizes and not (source == SCRATCH and freeze == "none"):
                     continue  # scratch_sizes: scratch's own curve against data
                 for lr in lrs_of(exp, freeze):
                     for seed in exp["seeds"]:
-                        cells.append(Cell(target, source, freeze, lr, seed, arch, size, steps))
+                        cells.append(Cell(target, source, freeze, lr, seed, arch, size, steps, side))
     return cells
 
 
@@ -476,7 +606,13 @@ def source_runs(exp: dict, cells: list[Cell], registry) -> list[SourceRun]:
     """The task-source pretraining runs the cells need, each once."""
     tasks = registry.all_tasks()
     needed = dict.fromkeys((c.source, c.seed) for c in cells if pretrained_here(c.source, tasks))
-    return [SourceRun(task, seed, int(exp["source_steps"]), exp["preset"]) for task, seed in needed]
+    return [source_run(exp, registry, task, seed) for task, seed in needed]
+
+
+def source_run(exp: dict, registry, source: str, seed: int) -> SourceRun:
+    """The pretraining of a task source, on the preset its task runs on."""
+    task = registry.all_tasks().get(source)
+    return SourceRun(source, seed, int(exp["source_steps"]), exp["preset"] if task is None else preset_of(exp, task))
 
 
 def budget(exp: dict, target: str) -> int:

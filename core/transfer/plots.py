@@ -43,7 +43,12 @@ def plot_heatmap(exp: dict, summary: dict, path: Path, measure: str | None = Non
 
     measure = measure or exp.get("measure") or "gain"
     targets = list(summary)
-    sources = list(exp["sources"])
+    sides = list(dict.fromkeys(row["side"] for rows in summary.values() for row in rows.values() if row.get("side")))
+    plain = any(row["source"] != SCRATCH and not row.get("side") for rows in summary.values() for row in rows.values())
+    # a row per source, and per source and side where sequence-to-sequence targets have side arms
+    lines = [(s, None) for s in exp["sources"]] if plain or not sides else []
+    lines += [(s, side) for side in sides for s in exp["sources"]]
+    sources = [s if side is None else f"{s}@{side}" for s, side in lines]
     freezes = exp["freeze"]
     labels = []
     for t in targets:
@@ -52,7 +57,7 @@ def plot_heatmap(exp: dict, summary: dict, path: Path, measure: str | None = Non
     fig, axes = plt.subplots(1, len(freezes), figsize=(max(6.0, 1.6 + 1.4 * len(targets) * len(freezes)),
                                                        1.6 + 0.55 * len(sources)), squeeze=False)
     for ax, freeze in zip(axes[0], freezes):
-        rows = [[summary[t].get(f"{s}/{freeze}") for t in targets] for s in sources]
+        rows = [[summary[t].get(f"{s}/{freeze}" + ("" if side is None else f"@{side}")) for t in targets] for s, side in lines]
         views = [[None if r is None else cell_view(r, measure) for r in row] for row in rows]
         shade = np.array([[np.nan if v is None else v[1] for v in row] for row in views])
         ax.imshow(shade, cmap="RdBu", vmin=-2, vmax=2, aspect="auto")

@@ -36,7 +36,7 @@ def header(exp: dict) -> list[str]:
         f"{', '.join(f'{lr:g}' for lr in exp['lrs'])}"
         + "".join(f" ({f}: {', '.join(f'{lr:g}' for lr in v)})" for f, v in (exp.get("lrs_by_freeze") or {}).items())
         + f"; task sources pretrained for {exp['source_steps']} steps.{left_out}" + sizes_line(exp),
-        "",
+        "", *seq2seq_lines(exp),
         "**Higher is better everywhere**: metrics where lower is better (bits per byte) are negated.",
         "",
         "How to read a table:",
@@ -62,6 +62,19 @@ def header(exp: dict) -> list[str]:
         "(FPT's control), ± its 95% Welch interval; ✓ when distinguishable after Holm (its own family).",
         "",
     ]
+
+
+def seq2seq_lines(exp: dict) -> list[str]:
+    """Sequence-to-sequence targets: their preset, what a side arm is, and what the plan left out."""
+    lines = []
+    if exp.get("seq2seq_targets"):
+        lines += [f"Sequence-to-sequence targets ({', '.join(exp['seq2seq_targets'])}) run on the encoder-decoder preset "
+                  f"`{exp['seq2seq_preset']}`; their scratch arm is that preset from random init. A side arm "
+                  "`SOURCE/none@SIDE` starts the encoder, the decoder or both (`init.encoder_from`, `init.decoder_from`) "
+                  "from the source's blocks; the rest (a decoder's cross-attention always) starts fresh, and all of it trains.", ""]
+    if exp.get("notes"):
+        lines += ["Not planned:", "", *(f"- {note}." for note in exp["notes"]), ""]
+    return lines
 
 
 def sizes_line(exp: dict) -> str:

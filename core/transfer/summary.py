@@ -89,6 +89,7 @@ def arm_row(rs: list[dict], exp: dict) -> dict:
         int(max((s for r in best for s, _ in r["curve"]), default=1)),
         "metric": best[0]["metric"], "higher_is_better": best[0]["higher_is_better"],
         "nan_runs": sum(1 for r in rs if r["val"] != r["val"] or r["test"] != r["test"]),
+        **({"side": best[0]["side"]} if best[0].get("side") else {}),  # a side arm of a sequence-to-sequence target
     }
 
 

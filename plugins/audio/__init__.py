@@ -19,8 +19,10 @@ Reads top to bottom, a file an idea:
   augment.py    SpecAugment and the training stream that masks and cuts a batch at a time
   settings.py   the data: settings
   task.py       the task ``audio`` (the adapter and head are suite's patch adapter and classifier)
+  stt_data.py   speech-to-text data: numbers spoken by espeak-ng, recordings in a pairs file, augmentation
+  speech_to_text.py  the task ``speech-to-text`` (Whisper's shape: log-mel patches in, characters out)
 
-This file registers the task (the modules, which need torch, are imported when the hook or a name
+This file registers the tasks (the modules, which need torch, are imported when the hook or a name
 asks for them).
 """
 from __future__ import annotations
@@ -41,9 +43,11 @@ _EXPORTS = {
 
 @suite.hookimpl
 def suite_register_tasks(register):
+    from .speech_to_text import SpeechToTextTask
     from .task import AudioTask
 
     register(AudioTask())
+    register(SpeechToTextTask())
 
 
 __getattr__ = lazy_getattr(__name__, _EXPORTS, globals())  # the names this module had, from the files that hold them

@@ -47,10 +47,11 @@ VERSION = 2  # of the recipe above: part of the folder's name, so a changed reci
 ESPEAK_PLACES = ("/usr/bin/espeak-ng", "/usr/local/bin/espeak-ng")  # looked in when it is not on the PATH
 
 
-def find_espeak() -> str:
+def find_espeak(needed_by: str = "--data.dataset spoken-digits") -> str:
+    """The espeak-ng program; ``needed_by`` names what needs it in the error when it is missing."""
     found = shutil.which("espeak-ng") or next((p for p in ESPEAK_PLACES if Path(p).is_file()), None)
     if found is None:
-        raise suite.SuiteError("--data.dataset spoken-digits is made with espeak-ng, which was not found; "
+        raise suite.SuiteError(f"{needed_by} is made with espeak-ng, which was not found; "
                                "install it (`apt-get install espeak-ng`)")
     return found
 
@@ -60,9 +61,10 @@ def espeak_version(espeak: str) -> str:
     return out.split(":")[1].split()[0] if ":" in out else out.strip()
 
 
-def say(espeak: str, word: str, voice: str, key: str) -> tuple[np.ndarray, dict]:
-    """One rendition of ``word`` by ``voice``: (float32 samples at ESPEAK_RATE, its draws), every draw
-    keyed by ``key``."""
+def say(espeak: str, word: str, voice: str, key: str, seconds: float = 1.0) -> tuple[np.ndarray, dict]:
+    """One rendition of ``word`` (a word, or a phrase) by ``voice``: (float32 samples at ESPEAK_RATE,
+    its draws), every draw keyed by ``key``. The random lead-in shrinks so that the clip stays within
+    ``seconds`` where the speech leaves room (the speech itself is never cut)."""
     import soundfile as sf
 
     rng = random.Random(key)  # a str seed is hashed with SHA-512: the same draws in every process
@@ -80,7 +82,7 @@ def say(espeak: str, word: str, voice: str, key: str) -> tuple[np.ndarray, dict]
         wave, rate = AF.resample(torch.from_numpy(wave), rate, ESPEAK_RATE).numpy(), ESPEAK_RATE
     loud = np.flatnonzero(np.abs(wave) > 0.01 * np.abs(wave).max())
     wave = wave[: loud[-1] + int(0.05 * rate)] if len(loud) else wave  # no trailing pause
-    lead = rng.uniform(0.0, 0.25) * min(1.0, max(0.0, 0.98 - len(wave) / rate) / 0.25)  # the clip stays within 1 s
+    lead = rng.uniform(0.0, 0.25) * min(1.0, max(0.0, seconds - 0.02 - len(wave) / rate) / 0.25)  # the clip stays within `seconds`
     wave = np.concatenate([np.zeros(int(lead * rate), np.float32), wave])
     wave = wave / max(float(np.abs(wave).max()), 1e-6) * rng.uniform(0.3, 0.9)
     snr = rng.uniform(30, 50)

