@@ -369,16 +369,17 @@ class SpeechStream(suite.Stream):
 
     def __init__(self, tokenizer, clips: Clips, d: dict, masks: list | None, seed: int, chunk: int = 256):
         super().__init__(seed)
-        self.tokenizer, self.clips, self.masks = tokenizer, clips, masks
+        self.tokenizer, self.texts, self.waves, self.masks = tokenizer, clips.texts, clips.waves, masks
         self.speeds = [float(f) for f in d["speeds"]] if d["speed"] else None
         self.snr = tuple(float(s) for s in d["noise_snr"]) if d["noise"] else None
         self.mels = None
         if not (self.speeds or self.snr):
             self.mels = torch.cat([tokenizer.audio.log_mel(padded(clips.waves[i:i + chunk])[0])
                                    for i in range(0, len(clips.waves), chunk)])  # (N, n_mels, frames)
+            self.waves = None  # not read again
 
     def size(self):
-        return len(self.clips.texts)
+        return len(self.texts)
 
     def log_mel(self, idx: list[int], generator: torch.Generator) -> torch.Tensor:
         """The clips ``idx`` -> (B, n_mels, frames) log-mel spectrograms, sped up or slowed down and
@@ -386,7 +387,7 @@ class SpeechStream(suite.Stream):
         if self.mels is not None:
             return self.mels[idx].float()
         audio = self.tokenizer.audio
-        x, lengths = padded([self.clips.waves[i] for i in idx])
+        x, lengths = padded([self.waves[i] for i in idx])
         if self.speeds:
             x, lengths = perturb_speed(x, lengths, audio.sample_rate, self.speeds, audio.clip_samples, generator)
         if self.snr:
@@ -401,6 +402,6 @@ class SpeechStream(suite.Stream):
                 torch.manual_seed(generator.initial_seed())
                 for mask in self.masks:
                     mel = mask(mel, self.tokenizer.audio.mean)
-        texts = [self.clips.texts[i] for i in idx]
+        texts = [self.texts[i] for i in idx]
         return [{"source": p, "target": self.tokenizer.encode_target(t), "references": [t]}
                 for p, t in zip(self.tokenizer.audio.patches(mel), texts)]
