@@ -10,9 +10,8 @@ import torch.nn.functional as F
 
 from .batches import GenerationBatch
 from .objective import Objective, metric_collection, mean_metric
-from .seq2seq import generate
+from .seq2seq import IGNORE, generate, teacher_forced
 
-IGNORE = -100
 
 
 @torch.no_grad()
@@ -91,9 +90,7 @@ class Generation(Objective):
         logits = model(batch)
         targets = batch["targets"]
         m = self.metrics(split, logits.device)
-        m["loss"].update(F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE))
-        scored = targets != IGNORE
-        m["token_accuracy"].update(((logits.argmax(-1) == targets) & scored).sum() / scored.sum().clamp_min(1), weight=scored.sum())
+        teacher_forced(m, logits, targets)
         # Exact match: decode freely from the prompt and compare with the reference answer.
         answer = targets[:, P - 1:]  # the tokens after the prompt, EOS included
         eos = self.tokenizer.EOS
@@ -106,9 +103,7 @@ class Generation(Objective):
         """The same metrics on an encoder-decoder preset (``as_seq2seq``), decoding greedily."""
         logits, targets = model(batch), batch["targets"]
         m = self.metrics(split, logits.device)
-        m["loss"].update(F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE))
-        scored = targets != IGNORE
-        m["token_accuracy"].update(((logits.argmax(-1) == targets) & scored).sum() / scored.sum().clamp_min(1), weight=scored.sum())
+        scored = teacher_forced(m, logits, targets)
         eos = self.tokenizer.EOS
         want = _until_eos(targets.masked_fill(~scored, eos), eos)
         got = _until_eos(generate(model, batch, batch["inputs"][:, :1], want.shape[1], eos), eos)

@@ -204,6 +204,16 @@ def score(model, batch: dict) -> torch.Tensor:
     return (picked * scored).sum(1)
 
 
+def teacher_forced(metrics, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Update ``metrics``' loss and token accuracy with next-token ``logits`` (B, T, V) against
+    ``targets`` (B, T, IGNORE where nothing is predicted); returns where targets are scored."""
+    metrics["loss"].update(F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE))
+    scored = targets != IGNORE
+    metrics["token_accuracy"].update(((logits.argmax(-1) == targets) & scored).sum() / scored.sum().clamp_min(1),
+                                     weight=scored.sum())
+    return scored
+
+
 def until_eos(ids: list[int], eos: int) -> list[int]:
     return ids[: ids.index(eos)] if eos in ids else ids
 
@@ -291,9 +301,7 @@ class Seq2Seq(Objective):
         logits = model(batch)
         targets = batch["targets"]
         m = self.metrics(split, logits.device)
-        m["loss"].update(F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE))
-        scored = targets != IGNORE
-        m["token_accuracy"].update(((logits.argmax(-1) == targets) & scored).sum() / scored.sum().clamp_min(1), weight=scored.sum())
+        teacher_forced(m, logits, targets)
         got = self.outputs(model, batch, beam=1 if split == "val" else None)
         refs = batch.get("references") or [[self.tokenizer.decode_target(until_eos([t for t in row if t != IGNORE], self.tokenizer.EOS))]
                                            for row in targets.tolist()]
