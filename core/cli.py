@@ -18,7 +18,8 @@ EPILOG = """examples:
   suite train --task arithmetic --trainer.max_steps 200 --backbone.preset small
   suite train --task vision --init-from runs/chess/20260101-120000 --freeze backbone
   suite train --task vision,audio,arithmetic --backbone.preset tiny
-  suite train --task audio --init-from minilm --freeze fpt
+  suite train --task audio --init-from minilm --adapt fpt
+  suite train --task vision --init-from minilm --adapt lora --adapt.lora_rank 4
   suite eval runs/arithmetic/20260101-120000
   suite predict runs/arithmetic/20260101-120000 "123+456"
   suite runs --task arithmetic
@@ -45,6 +46,8 @@ def cmd_train(args, extra) -> int:
             overrides[f"init.{side}_from"] = getattr(args, f"init_{side}_from")
     if args.freeze is not None:
         overrides["init.freeze"] = args.freeze
+    if args.adapt is not None:
+        overrides["adapt.method"] = args.adapt
     if args.threads is not None:
         overrides["run.threads"] = args.threads
     if args.compile:
@@ -130,7 +133,7 @@ def cmd_transfer(args, extra) -> int:
 
     if extra:
         raise SuiteError(f"unexpected arguments: {' '.join(extra)}")
-    overrides = {"sources": args.sources, "targets": args.targets, "freeze": args.freeze, "seeds": args.seeds,
+    overrides = {"sources": args.sources, "targets": args.targets, "freeze": args.freeze, "adapt": args.adapt, "seeds": args.seeds,
                  "lrs": args.lrs, "preset": args.preset, "target_steps": args.target_steps,
                  "source_steps": args.source_steps, "evals": args.evals, "out": args.out, "executor": args.executor,
                  "resources.cpus": args.resources_cpus, "resources.gpus": args.resources_gpus,
@@ -232,7 +235,10 @@ def build_parser(registry, train_help: str = "") -> argparse.ArgumentParser:
     p.add_argument("--init-decoder-from", metavar="RUN_DIR|SOURCE",
                    help="an encoder-decoder: start the decoder (and the target adapter) from a run, an export or a weight source; "
                         "its cross-attention starts fresh")
-    p.add_argument("--freeze", choices=FREEZE_MODES, help="what to freeze after --init-from")
+    p.add_argument("--adapt", metavar="METHOD",
+                   help="how the backbone adapts after --init-from: full (default), frozen, fpt, lora, bitfit, orca "
+                        "(align, then full) or orca+METHOD; settings --adapt.lora_rank, --adapt.orca_steps, ...")
+    p.add_argument("--freeze", choices=FREEZE_MODES, help="the older name of --adapt: none, backbone, fpt are full, frozen, fpt")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads per process (default: the cores this process may use / processes per machine)")
     p.add_argument("--compile", action="store_true", help="torch.compile the backbone (pays off on a GPU)")
@@ -288,7 +294,9 @@ def build_parser(registry, train_help: str = "") -> argparse.ArgumentParser:
     p.add_argument("--config", help="an experiment YAML merged over the profile")
     p.add_argument("--sources", help="comma-separated tasks and weight sources, or 'all'")
     p.add_argument("--targets", help="comma-separated tasks, or 'all'")
-    p.add_argument("--freeze", help="comma-separated freeze modes: none, backbone, fpt")
+    p.add_argument("--adapt", help="comma-separated adaptation methods, the arms of each source: full, frozen, fpt, lora, "
+                                   "bitfit, orca, orca+METHOD")
+    p.add_argument("--freeze", help="the older name of --adapt: comma-separated none, backbone, fpt (full, frozen, fpt)")
     p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--lrs", help="comma-separated learning rates swept for every arm")
     p.add_argument("--preset", help="backbone preset of every task arm")

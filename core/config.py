@@ -373,7 +373,7 @@ def complete(cfg: dict, origin: str) -> dict:
     completed by ``declared(task)`` where the task is known: ``runs.load_run``, ``parse``.)"""
 
     cfg = copy.deepcopy(cfg)
-    for name in ("optim", "init", "run", "backbone"):
+    for name in ("optim", "init", "adapt", "run", "backbone"):
         known = section_fields(SECTIONS[name]).keys() | (BACKBONE_FIELDS.keys() if name == "backbone" else set())
         section = cfg.get(name)
         for key in [k for k in section if k not in known] if isinstance(section, dict) else []:

@@ -32,7 +32,7 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from . import hf_export, runs
+from . import adapt, hf_export, runs
 from .errors import SuiteError
 
 FORMATS = ("hf", "onnx")
@@ -155,7 +155,7 @@ def model_card(task, cfg: dict, metrics: dict | None, n_params: int, fam: str | 
               f"{hf_export.mask_note(fam, mask)}" if fam else
               f"- transformers: no transformers model has this backbone's blocks ({why}); the export keeps "
               "suite's own layout (`model_type: suite`)"),
-             f"- started from: {cfg['init'].get('from') or 'scratch'} (freeze: {cfg['init'].get('freeze') or 'none'})", "",
+             f"- started from: {cfg['init'].get('from') or 'scratch'} (adapt: {adapt.method_of(cfg)}{', LoRA merged into the weights' if adapt.split(adapt.method_of(cfg))[1] == 'lora' else ''})", "",
              "## Data", "", "```yaml", yaml.safe_dump({"data": cfg["data"]}, sort_keys=False).rstrip(), "```", "",
              "## Settings", "",
              f"- steps: {metrics['step'] if metrics else t.get('max_steps')}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import runs
+from . import adapt, runs
 from .backbone import BackboneConfig
 from .errors import SuiteError
 from .fitting import say
@@ -17,7 +17,7 @@ def build(task, cfg: dict, tokenizer=None):
 
 
 def apply_init(module: SuiteModule, cfg: dict, registry, origin_state=None, own: dict | None = None) -> dict | None:
-    """--init-from and --freeze. Returns the loaded/skipped/initialised counts, or None.
+    """--init-from, then --adapt (core/adapt.py). Returns the loaded/skipped/initialised counts, or None.
 
     ``own``: by task, the ``adapter.`` and ``head.`` tensors that task starts from as well (it
     adopted a weight source's vocabulary, ``Task.tokenizer_from_source``, or --init-from is a joint
@@ -51,11 +51,8 @@ def apply_init(module: SuiteModule, cfg: dict, registry, origin_state=None, own:
             + ("(adapter and head are new)" if not own else
                f"(task {', '.join(own)}: its adapter and head come from the joint run)" if kind == "run" else
                f"(task {', '.join(own)} uses the source's vocabulary and embeddings)"))
-    mode = cfg["init"].get("freeze") or "none"
-    trainable = module.freeze_backbone(mode)
-    if mode != "none":
-        n_train = sum(p.numel() for p in module.parameters() if p.requires_grad)
-        say(f"freeze {mode}: {trainable} backbone tensors train; {n_train:,} trainable parameters in all")
+    module.adapted = adapt.apply(module, cfg)
+    say(adapt.describe(module.adapted))
     return counts
 
 

@@ -26,7 +26,7 @@ from . import config as config_mod
 from .backbone import architecture_differences
 from .errors import SuiteError
 
-SHARED = ("seed", "backbone", "optim", "trainer", "init", "run")  # one for all the tasks of a joint run
+SHARED = ("seed", "backbone", "optim", "trainer", "init", "adapt", "run")  # one for all the tasks of a joint run
 DEFAULT_MIX = "uniform"
 
 

@@ -29,6 +29,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import adapt
+
 from . import config as config_mod
 from . import hf_export, hf_names, joint
 from .files import DAMAGED, atomic, read_json, require, write_json, write_text  # noqa: F401  (suite.runs.write_json etc., as before)
@@ -67,7 +69,7 @@ def save_weights(module, run_dir: Path, parts=PARTS, folder: str = "weights") ->
     out = Path(run_dir) / folder
     out.mkdir(parents=True, exist_ok=True)
     for part in parts:
-        state = {k: v.detach().cpu().contiguous() for k, v in getattr(module, part).state_dict().items()}
+        state = {k: v.detach().cpu().contiguous() for k, v in adapt.plain_state(getattr(module, part)).items()}
         with atomic(out / f"{part}.safetensors") as tmp:
             save_file(state, str(tmp))
 

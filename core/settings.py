@@ -87,7 +87,36 @@ class InitSettings:
     decoder_from: Optional[str] = None
     """--init-decoder-from: an encoder-decoder's decoder (and target adapter) from a run, an export or a weight source"""
     freeze: Literal[FREEZE_MODES] = "none"  # type: ignore[valid-type]
-    """--freeze: none, backbone, or fpt (train only the norms and positions of the backbone)"""
+    """--freeze: none, backbone, or fpt; the older name of --adapt full, frozen, fpt"""
+
+
+@dataclass
+class AdaptSettings:
+    """adapt: how the backbone adapts once its weights are loaded (core/adapt.py, docs/transfer.md)"""
+
+    method: str = "full"
+    """--adapt: full, frozen, fpt, lora, bitfit, orca (ORCA's align stage, then full), or orca+METHOD"""
+    lora_rank: int = 8
+    """LoRA: the rank r of each update B A"""
+    lora_alpha: float = 16.0
+    """LoRA: the update is scaled by alpha / r"""
+    lora_dropout: float = 0.0
+    """LoRA: dropout on the input of each update"""
+    lora_targets: list[str] = field(default_factory=lambda: ["attn.qkv", "attn.proj", "cross.q", "cross.kv", "cross.proj",
+                                                             "mlp.fc", "mlp.gate", "mlp.proj"])
+    """LoRA: the backbone's linear layers that get an update (those a block has)"""
+    orca_steps: int = 100
+    """ORCA: steps of the align stage (the task's adapter alone trains)"""
+    orca_lr: float = 1.0e-3
+    """ORCA: the align stage's learning rate (AdamW)"""
+    orca_batch: int = 64
+    """ORCA: target samples per align step"""
+    orca_samples: int = 256
+    """ORCA: reference samples, and the fixed target samples the distance before and after is measured on"""
+    orca_distance: Literal["otdd", "ot"] = "otdd"
+    """ORCA: otdd (label-aware optimal transport where the target has labels, as ORCA) or ot (features alone)"""
+    orca_reference: Optional[str] = None
+    """ORCA: what the target is aligned to: a run directory or a weight source; null: --init-from's"""
 
 
 @dataclass
@@ -112,7 +141,7 @@ class RunSettings:
 
 # The shared sections, in the order a resolved config lists them (seed first, trainer after optim).
 SECTIONS = {"backbone": BackboneSettings, "data": DataSettings, "model": None, "optim": OptimSettings,
-            "trainer": None, "init": InitSettings, "run": RunSettings}
+            "trainer": None, "init": InitSettings, "adapt": AdaptSettings, "run": RunSettings}
 
 # Trainer arguments that `suite train` sets itself (train.make_trainer): not settings.
 TRAINER_OWN = ("callbacks", "logger", "plugins", "enable_checkpointing", "enable_progress_bar",

@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 
 from . import config as config_mod
-from . import joint, machine, runs
+from . import adapt, joint, machine, runs
 from .cache import prepare
 from .checkpoints import continued_threads
 from .data import SuiteDataModule
@@ -24,13 +24,16 @@ from .init_from import adopt_source_backbone, apply_init, build  # noqa: F401  (
 from .module import SuiteModule
 
 
+ALIGN_FILE = "align.json"  # ORCA's align stage: its distances before and after
+
+
 def resumed(run_dir: Path, module, cfg: dict) -> tuple[Path, dict | None]:
     """A run to continue: its checkpoints/last.ckpt and its --init-from counts; ``module`` takes ``cfg``."""
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         raise SuiteError(f"{run_dir}: no checkpoints/last.ckpt to resume from")
     module.cfg = cfg
-    module.freeze_backbone(cfg["init"].get("freeze") or "none")
+    module.adapted = adapt.apply(module, cfg)
     done = runs.read_metrics(run_dir, missing_ok=True)
     return ckpt, done.get("init") if done else None
 
@@ -91,6 +94,7 @@ class Run:
 
     def build(self) -> None:
         cfg, registry = self.cfg, self.registry
+        adapt.check(cfg)
         self.prepare()
         if self.resume is not None:
             self.run_dir = Path(self.resume)
@@ -133,8 +137,26 @@ class Run:
         t = self.cfg["trainer"]
         budget = f"{t['max_steps']} steps" if int(t.get("max_steps", -1)) >= 0 else f"{t.get('max_epochs')} epochs"
         what = f"task {self.task.name}" if len(self.tasks) == 1 else f"joint run of {', '.join(self.tasks)} (mix {self.cfg['joint']['mix']})"
-        return (f"{what}: {sum(p.numel() for p in self.module.parameters()):,} parameters, "
+        a = self.module.adapted
+        return (f"{what}: {a['parameters']:,} parameters ({a['trainable']:,} train, {100 * a['share']:.2f}%, adapt {a['method']}), "
                 f"backbone {runs.describe_backbone(self.cfg['backbone'])}, {budget}")
+
+    def align(self) -> None:
+        """ORCA's align stage (``--adapt orca``, core/orca.py), before fitting; its distances go to
+        align.json (a resumed run has its weights from the checkpoint, and its figures from there)."""
+        if not adapt.aligns(self.cfg) or self.resume is not None:
+            return
+        from . import orca
+
+        self.dm.setup()
+        aligned = orca.align(self.module, self.dm, self.cfg, self.registry)
+        if launch_rank() == 0:
+            runs.write_json(self.run_dir / ALIGN_FILE, aligned)
+
+    def adapted(self) -> dict:
+        """metrics.json's ``adapt``: the method, trainable parameters and their share, and ORCA's distances."""
+        aligned = self.run_dir / ALIGN_FILE
+        return {**self.module.adapted, **({"align": json.loads(aligned.read_text())} if aligned.is_file() else {})}
 
     def make_trainer(self) -> pl.Trainer:
         return make_trainer(joint.trainer_settings(self.cfg), self.run_dir, progress=self.progress,
@@ -166,8 +188,8 @@ class Run:
             best = best and best[names[0]]
         else:
             m["tasks"] = tasks
-        return {**m, "splits": results, "history": self.module.history, "init": self.init_counts, "best": best,
-                "world_size": trainer.world_size}
+        return {**m, "splits": results, "history": self.module.history, "init": self.init_counts, "adapt": self.adapted(),
+                "best": best, "world_size": trainer.world_size}
 
     def print_results(self, results: dict) -> None:
         print_task_results(results, self.module)
@@ -192,6 +214,7 @@ def execute(run: Run) -> Path:
             run.module.backbone.compile(backend="inductor" if backend is True else str(backend))  # in place: same state-dict keys
             say(f"torch.compile: the backbone, backend {'inductor' if backend is True else backend}")
         run.dm = run.data()
+        run.align()
         trainer = run.make_trainer()
         train_time = fit(trainer, run.module, run.dm, run.run_dir, run.ckpt)
         results = evaluate_module(run.module, run.dm, run.cfg, run.progress, trainer=trainer)

@@ -213,7 +213,7 @@ def test_a_joint_run_is_a_transfer_source(capsys, tmp_path):
     m = metrics(source)
     assert m["step"] == 6 and set(m["tasks"]) == {"vision", "arithmetic"}  # 3 steps for each task
     cells = json.loads((tmp_path / "results.json").read_text())["runs"]
-    assert {c["arm"] for c in cells} == {"scratch", "joint:vision+arithmetic/none"}
+    assert {c["arm"] for c in cells} == {"scratch", "joint:vision+arithmetic/full"}
     code, _, err = suite_main(capsys, "transfer", "--sources", "joint:vision", "--targets", "arithmetic", "--dry-run",
                               "--calibrate-steps", 0, "--out", tmp_path / "bad")
     assert code == 2 and "a joint source names two or more different tasks" in err

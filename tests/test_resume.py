@@ -87,7 +87,31 @@ def test_every_task_has_a_resume_case():
 def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_same_weights_and_metrics(task, tmp_path, capsys, data_dir):
     extra = ["--data.cache_dir", data_dir / "chess"] if task.startswith("chess") else []
     case = [str(a).format(tmp=data_dir) for a in CASES[task]]
-    args = ["train", "--task", task, *COMMON, *case, *extra, "--run.root", tmp_path]
+    assert_resumes_exactly(["train", "--task", task, *COMMON, *case, *extra, "--run.root", tmp_path], task, tmp_path, capsys)
+
+
+METHODS = ["frozen", "fpt", "lora", "bitfit", "orca", "orca+lora"]  # full: every case above
+
+
+def test_every_adaptation_method_has_a_resume_case():
+    from suite.adapt import METHODS as ALL
+
+    assert set(ALL) <= {"full", *METHODS}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_adaptation_method_resumes_exactly(method, arith_run, tmp_path, capsys):
+    """From a trained run (ORCA: aligned to its arithmetic features first), LoRA with dropout on its input."""
+    args = ["train", "--task", "vision", *COMMON, *CASES["vision"], "--init-from", arith_run, "--adapt", method,
+            "--adapt.lora_dropout", 0.1, "--adapt.orca_steps", 10, "--run.root", tmp_path]
+    assert_resumes_exactly(args, "vision", tmp_path, capsys)
+    if method.startswith("orca"):  # the align stage's figures, written before the kill, are the resumed run's
+        a, b = (metrics(tmp_path / "vision" / name)["adapt"] for name in ("killed", "whole"))
+        a["align"].pop("seconds"), b["align"].pop("seconds")
+        assert a == b and a["align"]["after"] < a["align"]["before"]
+
+
+def assert_resumes_exactly(args: list, task: str, tmp_path, capsys) -> None:
     folder = tmp_path / task.replace(",", "+")
     killed = folder / "killed"
     step = kill_after_first_checkpoint([*args, "--run.name", "killed"], killed)

@@ -43,7 +43,7 @@ def test_the_matrix_writes_the_four_files(finished):
     out, stdout, _ = finished
     for name in ("results.json", "report.md", "heatmap.png", "curves.png", "experiment.yaml"):
         assert (out / name).is_file(), name
-    assert "8 runs" in stdout  # (scratch + palindrome/none) x 2 lrs x 2 seeds
+    assert "8 runs" in stdout  # (scratch + palindrome/full) x 2 lrs x 2 seeds
     # the source is trained once per seed and reused by both learning rates
     assert sorted(p.name for p in (out / "sources" / "palindrome").iterdir()) == \
         ["palindrome-tiny-6steps-s0", "palindrome-tiny-6steps-s1"]
@@ -75,7 +75,7 @@ def test_report_numbers_agree_with_the_individual_runs(finished):
         for r in by_lr[best]:
             m = json.loads((Path(r["run_dir"]) / "metrics.json").read_text())
             assert m["splits"]["test"]["exact_match"] == pytest.approx(r["test"])
-    gain_row = data["summary"]["arithmetic"]["palindrome/none"]
+    gain_row = data["summary"]["arithmetic"]["palindrome/full"]
     assert gain_row["gain"] == pytest.approx(gain_row["mean"] - data["summary"]["arithmetic"]["scratch"]["mean"])
 
 
@@ -91,13 +91,13 @@ def test_killing_and_rerunning_skips_finished_cells(finished):
 def test_report_shows_every_measure(finished):
     out, _, _ = finished
     data = json.loads((out / "results.json").read_text())
-    row = data["summary"]["arithmetic"]["palindrome/none"]
+    row = data["summary"]["arithmetic"]["palindrome/full"]
     for key in ("effective_data", "effective_data_end", "auc_gain", "gain_p", "gain_p_holm", "val_best", "lr_at_edge"):
         assert key in row, key
     report = (out / "report.md").read_text()
     assert "eff. data first" in report and "AUC gain" in report and "p (Holm)" in report
     assert "Holm" in report and "Welch" in report and "*last* checkpoint" in report
-    line = next(l for l in report.splitlines() if l.startswith("| palindrome/none |"))
+    line = next(l for l in report.splitlines() if l.startswith("| palindrome/full |"))
     assert transfer.fmt_effective(row["effective_data"]) in line
 
 
@@ -123,7 +123,7 @@ def test_every_profile_dry_runs_to_the_counts_its_comment_states(profile, capsys
     listed = [l for l in out.splitlines() if l.startswith(("  - source ", "  - target "))]
     assert len(listed) == runs == target + source
     # counts by kind add up to the totals
-    kinds = re.findall(r"^  (source pretraining|scratch|(?:fine-tune|random control) \(freeze \w+\)) +([\d,]+) runs +([\d,]+) steps",
+    kinds = re.findall(r"^  (source pretraining|scratch|(?:fine-tune|random control) \([\w+]+\)) +([\d,]+) runs +([\d,]+) steps",
                        out, re.M)
     assert sum(int(r.replace(",", "")) for _, r, _ in kinds) == runs
     assert sum(int(s.replace(",", "")) for _, _, s in kinds) == steps
@@ -210,7 +210,7 @@ def test_a_target_can_have_its_own_budget(capsys, tmp_path):
             "--out", tmp_path / "out"]
     code, out, err = suite_main(capsys, *args)
     assert code == 0, err
-    # arithmetic: scratch only (no self-transfer), 20 steps; vision: scratch + arithmetic/none, 40 steps each
+    # arithmetic: scratch only (no self-transfer), 20 steps; vision: scratch + arithmetic/full, 40 steps each
     assert re.search(r"4 runs +130 steps +\(3 target runs \+ 1 source runs\)", out), out
     assert re.search(r"- target  vision .* 40 steps", out) and re.search(r"- target  arithmetic .* 20 steps", out)
     exp.write_text("steps_by_target: {chess: 40}\n")
@@ -232,17 +232,63 @@ def test_train_sizes_plan_every_arm_at_every_size_for_as_long_as_its_size_asks(c
     # vision trains at batch 64: 2 epochs of 100 samples is 4 steps (at least 5), of 400 is 13, of 1600 is 50 (at most 20)
     steps = {100: 5, 400: 13, 1600: 20}
     arms = {"scratch": [0.001, 0.003], "scratch (source:minilm)": [0.001, 0.003], "scratch (source:minilm)/fpt": [0.01],
-            "arithmetic/none": [0.001, 0.003], "arithmetic/fpt": [0.01], "minilm/none": [0.001, 0.003], "minilm/fpt": [0.01]}
+            "arithmetic/full": [0.001, 0.003], "arithmetic/fpt": [0.01], "minilm/full": [0.001, 0.003], "minilm/fpt": [0.01]}
     want = {(arm, lr, seed, n): steps[n] for arm, lrs in arms.items() for lr in lrs for seed in (0, 1) for n in (100, 400)}
     # scratch_sizes: the scratch arms (fully trained) alone, for scratch's score against data
     want |= {(arm, lr, seed, 1600): 20 for arm in ("scratch", "scratch (source:minilm)") for lr in (0.001, 0.003) for seed in (0, 1)}
     assert runs == want
-    assert re.search(r"random control \(freeze fpt\) +4 runs +36 steps", out), out
+    assert re.search(r"random control \(fpt\) +4 runs +36 steps", out), out
     assert f"{len(want)} target runs + 2 source runs" in out
     # a cell's id carries its size, so the sizes of one arm are different cells
     cell = transfer.Cell("vision", "minilm", "fpt", 0.01, 0, "source:minilm", 100, 5)
     assert cell.id == "vision__minilm-fpt__lr0.01__s0__n100" and cell.panel == "vision (n=100)"
-    assert transfer.Cell("vision", "scratch", "none", 0.01, 0, "tiny").id == "vision__scratch__lr0.01__s0"
+    assert transfer.Cell("vision", "scratch", "full", 0.01, 0, "tiny").id == "vision__scratch__lr0.01__s0"
+
+
+def test_adaptation_methods_are_arms_with_their_own_sweeps_and_controls(capsys, tmp_path):
+    """--adapt METHOD,...: one arm per source and method, each at its own learning rates (lrs_by_adapt),
+    random controls for the methods listed, and each run configured with its method."""
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("random_controls: [fpt, lora]\nlrs_by_adapt: {lora: [0.01], fpt: [0.02, 0.03]}\n")
+    args = ["transfer", "--config", exp, "--sources", "arithmetic,minilm", "--targets", "vision", "--adapt",
+            "full,fpt,lora,bitfit,orca,orca+lora", "--seeds", "0,1", "--lrs", "0.001", "--target-steps", "20",
+            "--source-steps", "30", "--dry-run", "--calibrate-steps", "0", "--out", tmp_path / "out"]
+    code, out, err = suite_main(capsys, *args)
+    assert code == 0, err
+    listed = re.findall(r"- target  vision +<- (.+?) +lr (\S+) +seed (\d)", out)
+    got = {(arm, float(lr), int(seed)) for arm, lr, seed in listed}
+    sweeps = {"full": [0.001], "fpt": [0.02, 0.03], "lora": [0.01], "bitfit": [0.001], "orca": [0.001], "orca+lora": [0.001]}
+    arms = {"scratch": [0.001], "scratch (source:minilm)": [0.001], "scratch (source:minilm)/fpt": sweeps["fpt"],
+            "scratch (source:minilm)/lora": sweeps["lora"],
+            **{f"{source}/{m}": lrs for source in ("arithmetic", "minilm") for m, lrs in sweeps.items()}}
+    assert len(listed) == len(got) and got == {(arm, lr, seed) for arm, lrs in arms.items() for lr in lrs for seed in (0, 1)}
+    assert re.search(r"fine-tune \(orca\+lora\) +4 runs +80 steps", out) and re.search(r"random control \(lora\) +2 runs", out), out
+    # what each run is told: its method and, from a source, init.from
+    from suite.registry import get_registry
+
+    registry = get_registry()
+    planned = transfer.load_experiment(None, str(exp), {"sources": "arithmetic", "targets": "vision", "adapt": "fpt,lora,orca",
+                                                        "seeds": "0", "lrs": "0.001", "preset": "tiny", "target_steps": 20,
+                                                        "source_steps": 30})
+    planned = transfer.expand(planned, registry)
+    runner = transfer.Runner(planned, registry, tmp_path / "out")
+    for cell in transfer.plan(planned, registry):
+        cfg = runner.cell_config(cell)
+        assert cfg["adapt"]["method"] == cell.adapt and (cfg["init"]["from"] is None) == (cell.source == "scratch")
+    # the older names: --freeze none,fpt is --adapt full,fpt, lrs_by_freeze is lrs_by_adapt
+    exp.write_text("lrs_by_freeze: {fpt: [0.02]}\n")
+    code, out, err = suite_main(capsys, *args[:7], "--freeze", "none,fpt", *args[9:])
+    assert code == 0, err
+    assert {a for a, _, _ in re.findall(r"- target  vision +<- (.+?) +lr (\S+) +seed (\d)", out)} == \
+        {"scratch", "scratch (source:minilm)", "arithmetic/full", "arithmetic/fpt", "minilm/full", "minilm/fpt"}
+    assert re.search(r"minilm/fpt +lr 0.02 ", out)
+    for bad, message in ((["--adapt", "full,half"], "--adapt must be one of full, frozen, fpt, lora, bitfit, orca or orca+METHOD"),
+                         (["--freeze", "none,half"], "freeze mode must be one of none, backbone, fpt, not 'half'")):
+        code, _, err = suite_main(capsys, *args[:7], *bad, *args[9:])
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    exp.write_text("random_controls: [orca]\n")
+    code, _, err = suite_main(capsys, *args)
+    assert code == 2 and "random_controls: 'orca' is not a method of adapt" in err
 
 
 def test_a_run_on_a_train_limit_sees_that_many_samples_every_epoch():
@@ -315,6 +361,6 @@ def test_the_default_executor_uses_ray_when_the_machine_holds_two_runs(monkeypat
     # a Ray run takes as many torch threads as it has CPUs, not run.threads "auto" (which counts idle cores
     # and gave two runs sharing two cores two threads each)
     runner = transfer.Runner(exp, get_registry(), Path("out"), threads=1)
-    cell = transfer.Cell("vision", "scratch", "none", 1e-3, 0, "tiny")
+    cell = transfer.Cell("vision", "scratch", "full", 1e-3, 0, "tiny")
     assert runner.cell_config(cell)["run"]["threads"] == 1
     assert transfer.Runner(exp, get_registry(), Path("out")).cell_config(cell)["run"]["threads"] in (None, "auto")

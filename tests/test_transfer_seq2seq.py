@@ -106,23 +106,23 @@ def test_a_seq2seq_target_has_scratch_on_the_encoder_decoder_and_an_arm_per_sour
     assert exp["seq2seq_preset"] == "transformer-tiny" and exp["seq2seq_targets"] == ["reverse-s2s-test"]
     target = {c.arm: (c, cfg) for c, cfg in cells.values() if c.target == "reverse-s2s-test"}
     sides = ("encoder", "decoder", "both")
-    assert set(target) == {"scratch", *(f"{s}/none@{side}" for s in ("majority-s2s-test", "fits-s2s-test") for side in sides)}
+    assert set(target) == {"scratch", *(f"{s}/full@{side}" for s in ("majority-s2s-test", "fits-s2s-test") for side in sides)}
     scratch = target["scratch"][1]
     assert (scratch["backbone"]["preset"], scratch["backbone"]["n_encoder_layers"], scratch["backbone"]["n_decoder_layers"]) == \
         ("transformer-tiny", 2, 2)
     assert scratch["backbone"]["positions"] == "learned"  # the experiment's positions, as every run's
-    assert all(scratch["init"][k] is None for k in INIT) and scratch["init"]["freeze"] == "none"
+    assert all(scratch["init"][k] is None for k in INIT) and scratch["adapt"]["method"] == "full"
     source_dir = str(tmp_path / "sources" / "majority-s2s-test" / "majority-s2s-test-tiny-2steps-s0")
     starts = {"encoder": ("encoder_from",), "decoder": ("decoder_from",), "both": ("encoder_from", "decoder_from")}
     for (source, where) in (("majority-s2s-test", source_dir), ("fits-s2s-test", "fits-s2s-test")):
         for side in sides:
-            cell, cfg = target[f"{source}/none@{side}"]
-            assert cell.side == side and cell.arch == "transformer-tiny" and cell.freeze == "none"
-            assert cell.id == f"reverse-s2s-test__{source}-none@{side}__lr0.001__s0"
-            assert cfg["backbone"]["preset"] == "transformer-tiny" and cfg["init"]["freeze"] == "none"
+            cell, cfg = target[f"{source}/full@{side}"]
+            assert cell.side == side and cell.arch == "transformer-tiny" and cell.adapt == "full"
+            assert cell.id == f"reverse-s2s-test__{source}-full@{side}__lr0.001__s0"
+            assert cfg["backbone"]["preset"] == "transformer-tiny" and cfg["adapt"]["method"] == "full"
             assert {k: cfg["init"][k] for k in INIT} == {k: where if k in starts[side] else None for k in INIT}
     # freeze fpt has no side arms, and the source whose blocks do not fit has none: the plan says why
-    assert any(n.startswith("freeze fpt: no side arms") for n in exp["notes"])
+    assert any(n.startswith("adapt fpt: no side arms") for n in exp["notes"])
     assert any(n.startswith("reverse-s2s-test <- wide-s2s-test: no side arms: its blocks do not fit transformer-tiny's "
                             "(d_model 32 != 64") for n in exp["notes"])
     # the single-stack target is planned as before: init.from, both freeze modes, no side
@@ -141,12 +141,12 @@ def test_the_built_in_seq2seq_tasks_are_targets_and_sources(tmp_path):
     assert exp["seq2seq_targets"] == ["translate", "speech-to-text"]
     arms = {(c.target, c.arm): cfg for c, cfg in cells.values()}
     assert set(a for t, a in arms if t == "translate") == \
-        {"scratch", "text/none@decoder", "text/none@both", "speech-to-text/none@decoder", "speech-to-text/none@both"}
+        {"scratch", "text/full@decoder", "text/full@both", "speech-to-text/full@decoder", "speech-to-text/full@both"}
     for target in ("translate", "speech-to-text"):
         assert arms[(target, "scratch")]["backbone"]["preset"] == "transformer-small"
-        assert arms[(target, "text/none@decoder")]["init"]["decoder_from"].endswith("sources/text/text-small-2steps-s0")
+        assert arms[(target, "text/full@decoder")]["init"]["decoder_from"].endswith("sources/text/text-small-2steps-s0")
     # a sequence-to-sequence source is pretrained on the encoder-decoder and starts the same side of another
-    cfg = arms[("translate", "speech-to-text/none@both")]
+    cfg = arms[("translate", "speech-to-text/full@both")]
     path = str(tmp_path / "sources" / "speech-to-text" / "speech-to-text-transformer-small-2steps-s0")
     assert (cfg["init"]["from"], cfg["init"]["encoder_from"], cfg["init"]["decoder_from"]) == (None, path, path)
     sources = transfer.source_runs(exp, [c for c, _ in cells.values()], registry)
@@ -154,7 +154,7 @@ def test_the_built_in_seq2seq_tasks_are_targets_and_sources(tmp_path):
         {"text": "small", "speech-to-text": "transformer-small", "translate": "transformer-small"}
     assert runner.run_config("speech-to-text", 2, 0)["backbone"]["preset"] == "transformer-small"
     # but it gives a single-stack target no arm
-    assert {a for t, a in arms if t == "vision"} == {"scratch", "text/none"}
+    assert {a for t, a in arms if t == "vision"} == {"scratch", "text/full"}
     assert any(n.startswith("source translate: a sequence-to-sequence task") for n in exp["notes"])
 
 
@@ -163,11 +163,11 @@ def test_the_dry_run_lists_side_arms_with_their_init_settings(capsys, tmp_path):
                                 "--lrs", "0.001", "--freeze", "none,fpt", "--dry-run", "--calibrate-steps", "0", "--out", tmp_path)
     assert code == 0, err
     assert "sequence-to-sequence targets translate: on transformer-tiny; side arms start encoder from each source" in out
-    assert "not planned: freeze fpt: no side arms" in out
+    assert "not planned: adapt fpt: no side arms" in out
     lines = [l for l in out.splitlines() if l.startswith("  - target ")]
     assert len(lines) == 2
     assert "<- scratch " in lines[0] and lines[0].endswith("backbone transformer-tiny")
-    assert "<- text/none@encoder " in lines[1]
+    assert "<- text/full@encoder " in lines[1]
     assert lines[1].endswith(f"backbone transformer-tiny, init.encoder_from {tmp_path}/sources/text/text-tiny-300steps-s0")
 
 
@@ -199,19 +199,19 @@ def test_a_tiny_matrix_with_encoder_and_decoder_arms_runs(toys, tmp_path):
     out = tmp_path / "out"
     summary = transfer.run_experiment(exp, toys, out, progress=False)
     ids = sorted(p.name for p in (out / "cells").glob("*.json"))
-    assert ids == ["reverse-s2s-test__majority-s2s-test-none@decoder__lr0.001__s0.json",
-                   "reverse-s2s-test__majority-s2s-test-none@encoder__lr0.001__s0.json",
+    assert ids == ["reverse-s2s-test__majority-s2s-test-full@decoder__lr0.001__s0.json",
+                   "reverse-s2s-test__majority-s2s-test-full@encoder__lr0.001__s0.json",
                    "reverse-s2s-test__scratch__lr0.001__s0.json"]
     source = out / "sources" / "majority-s2s-test" / "majority-s2s-test-tiny-2steps-s0"
     for side in ("encoder", "decoder"):
-        record = json.loads((out / "cells" / f"reverse-s2s-test__majority-s2s-test-none@{side}__lr0.001__s0.json").read_text())
-        assert record["side"] == side and record["arm"] == f"majority-s2s-test/none@{side}" and record["arch"] == "transformer-tiny"
+        record = json.loads((out / "cells" / f"reverse-s2s-test__majority-s2s-test-full@{side}__lr0.001__s0.json").read_text())
+        assert record["side"] == side and record["arm"] == f"majority-s2s-test/full@{side}" and record["arch"] == "transformer-tiny"
         assert record["config"]["init"][f"{side}_from"] == str(source) and record["config"]["init"]["from"] is None
-        log = (out / "logs" / f"reverse-s2s-test__majority-s2s-test-none@{side}__lr0.001__s0.log").read_text()
+        log = (out / "logs" / f"reverse-s2s-test__majority-s2s-test-full@{side}__lr0.001__s0.log").read_text()
         assert f"init {side} from run {source}" in log  # the source's blocks went into that side
         assert summary["reverse-s2s-test"][record["arm"]]["baseline"] == "scratch"
     scratch = json.loads((out / "cells" / "reverse-s2s-test__scratch__lr0.001__s0.json").read_text())
     assert "side" not in scratch and scratch["config"]["backbone"]["n_encoder_layers"] == 2
     report = (out / "report.md").read_text()
-    assert "| majority-s2s-test/none@encoder |" in report and "| majority-s2s-test/none@decoder |" in report
+    assert "| majority-s2s-test/full@encoder |" in report and "| majority-s2s-test/full@decoder |" in report
     assert "run on the encoder-decoder preset `transformer-tiny`" in report

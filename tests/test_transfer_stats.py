@@ -75,8 +75,8 @@ def test_area_under_the_curve_and_best_check():
 
 
 def _cell(arm_source, lr, seed, test, curve, arch="tiny"):
-    arm = "scratch" if arm_source == "scratch" else f"{arm_source}/none"
-    return {"target": "t", "source": arm_source, "freeze": "none", "lr": lr, "seed": seed, "arch": arch, "arm": arm,
+    arm = "scratch" if arm_source == "scratch" else f"{arm_source}/full"
+    return {"target": "t", "source": arm_source, "adapt": "full", "lr": lr, "seed": seed, "arch": arch, "arm": arm,
             "metric": "accuracy", "higher_is_better": True, "val": curve[-1][1], "test": test, "raw_test": test,
             "curve": curve}
 
@@ -95,28 +95,28 @@ def test_summary_picks_each_arms_rate_on_validation_and_corrects_across_the_matr
                   _cell("a", 3e-3, seed, 0.70 + e, [[50, 0.4], [100, 0.6], [150, 0.7 + e]]),
                   _cell("a", 1e-2, seed, 0.80 + e, [[50, 0.4], [100, 0.6], [150, 0.65]]),
                   _cell("b", 1e-3, seed, 0.50 + 2 * e, [[50, 0.2], [100, 0.4], [150, 0.5 + e]])]
-    for arm, lr in (("scratch", 3e-3), ("a/none", 1e-2)):  # the data does disagree: test alone would pick these
+    for arm, lr in (("scratch", 3e-3), ("a/full", 1e-2)):  # the data does disagree: test alone would pick these
         test_mean = {r: sum(c["test"] for c in cells if c["arm"] == arm and c["lr"] == r) for r in (1e-3, 3e-3, 1e-2)}
         assert max(test_mean, key=test_mean.get) == lr
     s = transfer.summarize(cells, {"lrs": [1e-3, 3e-3, 1e-2], "target_steps": 150, "reference": {"t": 0.6}})["t"]
     # scratch: best validation at 1e-3, the low edge of the sweep; a: 3e-3, inside it
     assert s["scratch"]["best_lr"] == 1e-3 and s["scratch"]["lr_at_edge"]
     assert s["scratch"]["val_by_lr"] == {"0.001": pytest.approx(0.51), "0.003": pytest.approx(0.4), "0.01": pytest.approx(0.3)}
-    assert s["scratch"]["mean"] == pytest.approx(0.51) and s["a/none"]["mean"] == pytest.approx(0.71)  # the chosen rate's test
-    assert s["a/none"]["best_lr"] == 3e-3 and not s["a/none"]["lr_at_edge"]
-    assert s["b/none"]["lr_at_edge"]  # swept at one rate only
-    a = s["a/none"]
+    assert s["scratch"]["mean"] == pytest.approx(0.51) and s["a/full"]["mean"] == pytest.approx(0.71)  # the chosen rate's test
+    assert s["a/full"]["best_lr"] == 3e-3 and not s["a/full"]["lr_at_edge"]
+    assert s["b/full"]["lr_at_edge"]  # swept at one rate only
+    a = s["a/full"]
     assert a["gain"] == pytest.approx(0.2)
     assert a["gain_p"] == pytest.approx(sps.ttest_ind([0.7, 0.71, 0.72], [0.5, 0.51, 0.52], equal_var=False).pvalue)
     # Holm over the two gains in the matrix (a and b)
-    p_a, p_b = a["gain_p"], s["b/none"]["gain_p"]
+    p_a, p_b = a["gain_p"], s["b/full"]["gain_p"]
     assert p_a < p_b and a["gain_p_holm"] == pytest.approx(2 * p_a)
-    assert s["b/none"]["gain_p_holm"] == pytest.approx(min(1.0, max(2 * p_a, p_b)))
-    assert a["distinguishable"] and not s["b/none"]["distinguishable"]
+    assert s["b/full"]["gain_p_holm"] == pytest.approx(min(1.0, max(2 * p_a, p_b)))
+    assert a["distinguishable"] and not s["b/full"]["distinguishable"]
     # a reaches 0.4 at step 50; the scratch mean curve gets there at step 100: 50 steps of data
     assert a["effective_data"]["steps"] == pytest.approx(50) and a["effective_data"]["fraction"] == pytest.approx(1 / 3)
     assert a["auc_mean"] == pytest.approx(transfer.auc(transfer.mean_curve([c["curve"] for c in cells
-                                                                              if c["arm"] == "a/none" and c["lr"] == 3e-3])))
+                                                                              if c["arm"] == "a/full" and c["lr"] == 3e-3])))
     assert s["scratch"]["of_reference"] == pytest.approx(0.51 / 0.6)
     assert s["scratch"]["val_best_step"] == 150 and s["scratch"]["test_best"] is None
 
@@ -126,10 +126,10 @@ def test_noise_units_colour_is_unit_free():
     assert transfer.noise_units(0.1, float("nan")) == 0.0
 
 
-def _sized(arm_source, size, seed, score, freeze="none", lr=1e-3):
+def _sized(arm_source, size, seed, score, adapt="full", lr=1e-3):
     cell = _cell(arm_source, lr, seed, score, [[10, score - 0.1], [20, score]])
-    arm = "scratch" if arm_source == "scratch" else f"{arm_source}/{freeze}"
-    return {**cell, "size": size, "freeze": freeze, "arm": arm, "test_best": score}
+    arm = "scratch" if arm_source == "scratch" else f"{arm_source}/{adapt}"
+    return {**cell, "size": size, "adapt": adapt, "arm": arm, "test_best": score}
 
 
 def test_a_known_transfer_law_is_recovered_from_the_data_axis():
@@ -146,7 +146,7 @@ def test_a_known_transfer_law_is_recovered_from_the_data_axis():
     cells += [_sized("a", d, s, law(d + k * d ** alpha) + e) for d in sizes for s, e in enumerate(noise)]
     summary = transfer.summarize(cells, {"lrs": [1e-3], "target_steps": 20})
     assert set(summary) >= {f"t (n={d})" for d in sizes}
-    law_a = transfer.scaling(summary, resamples=300)["t"]["arms"]["a/none"]
+    law_a = transfer.scaling(summary, resamples=300)["t"]["arms"]["a/full"]
     for p, d in zip(law_a["points"], sizes):
         assert p["size"] == d and p["censored"] is None
         assert p["transferred"] == pytest.approx(k * d ** alpha, rel=0.08)
@@ -192,12 +192,12 @@ def test_a_reference_is_a_run_directory_read_when_the_report_is_made(tmp_path):
 
 
 def test_an_arm_is_flagged_at_the_edge_of_its_own_sweep():
-    """A frozen arm sweeps lrs_by_freeze: its best rate is at the edge of that sweep, not of `lrs`."""
+    """A frozen arm sweeps lrs_by_adapt: its best rate is at the edge of that sweep, not of `lrs`."""
     cells = [_sized("scratch", 100, s, 0.5, lr=lr) for s in range(2) for lr in (1e-4, 3e-4, 1e-3)]
     # validation prefers 3e-3, test 1e-3: only a choice made on validation picks 3e-3
-    cells += [{**_sized("m", 100, s, 0.5 + (lr < 2e-3) * 0.1, freeze="fpt", lr=lr), "val": 0.5 + (lr > 2e-3) * 0.1}
+    cells += [{**_sized("m", 100, s, 0.5 + (lr < 2e-3) * 0.1, adapt="fpt", lr=lr), "val": 0.5 + (lr > 2e-3) * 0.1}
               for s in range(2) for lr in (1e-3, 3e-3)]
-    exp = {"lrs": [1e-4, 3e-4, 1e-3], "lrs_by_freeze": {"fpt": [1e-3, 3e-3]}, "target_steps": 20}
+    exp = {"lrs": [1e-4, 3e-4, 1e-3], "lrs_by_adapt": {"fpt": [1e-3, 3e-3]}, "target_steps": 20}
     row = transfer.summarize(cells, exp)["t (n=100)"]["m/fpt"]
     assert row["best_lr"] == 3e-3 and row["lrs"] == [1e-3, 3e-3] and row["lr_at_edge"]
     assert row["mean"] == pytest.approx(0.5)  # the test score of the rate chosen on validation
@@ -212,6 +212,37 @@ def test_identical_seeds_are_not_distinguishable_and_nan_never_wins_a_sweep():
     cells += [{**_cell("b", 1e-4, s, nan, [[10, nan]]), "val": nan} for s in range(3)]
     cells += [_cell("b", 1e-3, s, 0.9 + s / 100, [[10, 0.9]]) for s in range(3)]
     s = transfer.summarize(cells, {"lrs": [1e-4, 1e-3], "target_steps": 10})["t"]
-    assert math.isnan(s["a/none"]["gain_p"]) and not s["a/none"]["distinguishable"]
-    assert s["a/none"]["gain"] == pytest.approx(0.02)
-    assert s["b/none"]["best_lr"] == 1e-3 and s["b/none"]["mean"] == pytest.approx(0.91) and s["b/none"]["nan_runs"] == 3
+    assert math.isnan(s["a/full"]["gain_p"]) and not s["a/full"]["distinguishable"]
+    assert s["a/full"]["gain"] == pytest.approx(0.02)
+    assert s["b/full"]["best_lr"] == 1e-3 and s["b/full"]["mean"] == pytest.approx(0.91) and s["b/full"]["nan_runs"] == 3
+
+
+def test_methods_are_ranked_with_intervals_and_orca_is_set_against_its_unaligned_twin(tmp_path):
+    """Three seeds per arm; `m/orca` beats `m/full` by 0.1, `m/lora` is tied with `m/full`: the ranks,
+    their resampled intervals, the parameters each trains, and ORCA's alignment gain with its distances."""
+    def arm(method, seed, score, **adapted):
+        cell = _sized("m", 100, seed, score, adapt=method)
+        return {**cell, "adapted": {"method": method, "trainable": {"full": 1000, "lora": 50, "orca": 1000}[method],
+                                    "parameters": 1000, "share": {"full": 1.0, "lora": 0.05, "orca": 1.0}[method], **adapted}}
+
+    cells = [_sized("scratch", 100, s, 0.3 + 0.01 * s) for s in range(3)]
+    cells += [arm("full", s, 0.5 + 0.01 * s) for s in range(3)]
+    cells += [arm("lora", s, 0.505 + 0.01 * s) for s in range(3)]
+    cells += [arm("orca", s, 0.6 + 0.01 * s, align={"before": 10.0 + s, "after": 2.0, "distance": "otdd"}) for s in range(3)]
+    exp = {"lrs": [1e-3], "target_steps": 20, "adapt": ["full", "lora", "orca"]}
+    summary = transfer.summarize(cells, exp)
+    rows = summary["t (n=100)"]
+    assert [rows[a]["rank"] for a in ("m/orca", "m/lora", "m/full", "scratch")] == [1, 2, 3, 4]
+    assert rows["m/orca"]["rank_ci95"] == [1, 1] and rows["scratch"]["rank_ci95"] == [4, 4]
+    assert rows["m/lora"]["rank_ci95"] == [2, 3] and rows["m/full"]["rank_ci95"] == [2, 3]  # tied: the seeds decide
+    orca = rows["m/orca"]
+    assert orca["align_vs"] == "m/full" and orca["align_gain"] == pytest.approx(0.1)
+    assert orca["align_gain_ci95"] > 0 and orca["align_distinguishable"]
+    assert orca["align_before"] == pytest.approx(11.0) and orca["align_after"] == pytest.approx(2.0)
+    assert "align_gain" not in rows["m/lora"] and rows["m/lora"]["trainable"] == 50
+    transfer.write_report({**exp, "profile": "t", "preset": "tiny", "seeds": [0, 1, 2], "source_steps": 1, "sources": ["m"], "targets": ["t"]}, cells, summary, tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "| 1 | 1-1 | m/orca | 1,000 (100.00%) | 0.6100 ± " in report
+    assert "| 2 | 2-3 | m/lora | 50 (5.00%) | 0.5150 ± " in report
+    line = next(l for l in report.splitlines() if l.startswith("| t (n=100) | m/orca | m/full |"))
+    assert "+0.1000 ±" in line and "✓" in line and "| 11.0000 | 2.0000 |" in line

@@ -1,7 +1,7 @@
 """The transfer experiment: does pretraining on A help B?
 
 For every target task, every arm (training from scratch, or fine-tuning from a source under a
-freeze mode; for a sequence-to-sequence target, from a source into one side of an encoder-decoder)
+adaptation method (full, frozen, fpt, lora, bitfit, orca); for a sequence-to-sequence target, from a source into one side of an encoder-decoder)
 is trained on the same budget, preset and seeds, with its own learning-rate sweep; each arm is
 reported at its best learning rate, chosen on validation (Rothermel et al. 2021 show why unswept
 comparisons mislead). Scores are oriented so that higher is better.

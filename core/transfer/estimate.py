@@ -56,7 +56,7 @@ def calibration_key(cfg: dict, steps: int) -> str:
 
 def calibration_cell(exp: dict, task: str, arch: str) -> Cell:
     """What a (task, arch) is calibrated with: its scratch run at the first lr and seed."""
-    return Cell(task, SCRATCH, "none", float(exp["lrs"][0]), int(exp["seeds"][0]), arch)
+    return Cell(task, SCRATCH, "full", float(exp["lrs"][0]), int(exp["seeds"][0]), arch)
 
 
 def calibration_configs(runner: Runner, pairs: list[tuple[str, str]], steps: int) -> dict[tuple[str, str], dict]:
@@ -245,7 +245,7 @@ def dry_run(exp: dict, registry, out: Path, cells: list[Cell], sources: list[Sou
     done_cells = {c for c in cells if cell_done(out, c)}
     done_sources = {s for s in sources if source_done(s.path(out))}
     print(f"transfer --dry-run ({exp.get('profile', 'custom')} profile): preset {exp['preset']}; "
-          f"targets {', '.join(exp['targets'])}; sources {', '.join(exp['sources'])}; freeze {', '.join(exp['freeze'])}; "
+          f"targets {', '.join(exp['targets'])}; sources {', '.join(exp['sources'])}; adapt {', '.join(exp['adapt'])}; "
           f"lrs {', '.join(f'{x:g}' for x in exp['lrs'])}; seeds {', '.join(map(str, exp['seeds']))}; output {out}")
     for name, why in (exp.get("left_out") or {}).items():
         print(f"  left out of 'all': {name} ({why})")

@@ -55,7 +55,7 @@ class Runner:
 
     def cell_config(self, cell: Cell, source_path: str | None = None, steps: int | None = None,
                     evals: int | None = None, **extra) -> dict:
-        extra = {"optim.lr": cell.lr, "run.root": str(self.out / "runs"), "run.name": cell.id, "init.freeze": cell.freeze,
+        extra = {"optim.lr": cell.lr, "run.root": str(self.out / "runs"), "run.name": cell.id, "adapt.method": cell.adapt,
                  **({} if cell.size is None else {"data.train_limit": cell.size}), **extra}
         extra.update(self.init_settings(cell, source_path))
         cfg = self.run_config(cell.target, steps or cell.steps or budget(self.exp, cell.target), cell.seed, evals, **extra)
@@ -119,7 +119,7 @@ def cell_record(cell: Cell, cfg: dict, run_dir: Path, seconds: float) -> dict:
         "val": sign * m["splits"]["val"][primary], "test": sign * m["splits"]["test"][primary],
         "raw_test": m["splits"]["test"][primary],
         "curve": [[h["step"], sign * h[primary]] for h in m["history"] if primary in h],
-        "init": m.get("init"), "seconds": round(seconds, 1), "train_seconds": m.get("train_seconds"),
+        "init": m.get("init"), "adapted": m.get("adapt"), "seconds": round(seconds, 1), "train_seconds": m.get("train_seconds"),
         "run_dir": str(run_dir), "config": cfg,
     }
     best = (m.get("best") or {}).get("splits", {}).get("test", {})  # the best-validation checkpoint, when train records it
@@ -150,7 +150,7 @@ def source_done(path: Path) -> bool:
 
 
 # what the summary and the report read of every cell record (a cell written before one of them existed is run again)
-CELL_KEYS = ("target", "source", "freeze", "lr", "seed", "arch", "arm", "metric", "higher_is_better",
+CELL_KEYS = ("target", "source", "adapt", "lr", "seed", "arch", "arm", "metric", "higher_is_better",
              "val", "test", "raw_test", "curve")
 
 

@@ -1,9 +1,10 @@
 """The plan of a transfer experiment: which runs it makes, each a pure function of its config.
 
 An experiment is a profile in configs/transfer/ (or a YAML file) plus command-line overrides.
-For every target task it makes one arm per (source, freeze mode) and a `scratch` arm per backbone
-architecture those arms use (with ``random_controls``, also one per frozen mode: the same
-architecture from random init, frozen the same way, FPT's control); every arm is trained for every
+For every target task it makes one arm per (source, adaptation method: ``adapt``, core/adapt.py) and
+a `scratch` arm per backbone architecture those arms use (with ``random_controls``, also one per
+method other than full, or per method it lists: the same architecture from random init, adapted the
+same way, FPT's control); every arm is trained for every
 learning rate and seed (a `Cell`), and with ``train_sizes`` at every target training-set size
 (``data.train_limit``), scratch also at ``scratch_sizes``, each run ``size_steps`` long for its
 size. Task sources are pretrained once per (task, preset, budget, seed) (a `SourceRun`) and shared
@@ -13,8 +14,8 @@ A sequence-to-sequence target (its task's objective is ``suite.Seq2Seq``) runs o
 preset ``seq2seq_preset`` (default: ``transformer-<preset>``). Its arms are scratch on that preset and,
 for each source, one *side arm* per entry of ``sides``: the source starts the encoder, the decoder or
 both (``init.encoder_from``, ``init.decoder_from``), the rest starts fresh, and everything trains
-(freeze ``none``: freezing the backbone would freeze the fresh side and the cross-attention too, so
-other freeze modes have no side arms). A sequence-to-sequence task as a source is pretrained on that
+(adapt ``full``: freezing the backbone would freeze the fresh side and the cross-attention too, so
+other methods have no side arms). A sequence-to-sequence task as a source is pretrained on that
 preset and gives side arms only (an encoder-decoder does not load into a single stack). What the
 plan leaves out is said in ``notes``.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from .. import config as config_mod
 from ..errors import SuiteError
-from ..freeze import FREEZE_MODES
+from ..adapt import FROM_FREEZE, split
 
 SCRATCH = "scratch"
 EXECUTORS = ("auto", "local", "ray")
@@ -41,12 +42,14 @@ DEFAULTS = {
     "positions": "learned",   # backbone.positions of every task run, so that every backbone loads into every task
     "sources": None,          # tasks and weight sources, or "all"
     "targets": None,          # tasks, or "all"
-    "freeze": ["none"],
+    "adapt": ["full"],        # adaptation methods: the arms of each source (core/adapt.py)
+    "freeze": None,           # the older name of adapt: none, backbone, fpt (full, frozen, fpt)
     "sides": ["encoder"],     # sequence-to-sequence targets: which side each source starts (encoder, decoder, both)
     "seq2seq_preset": None,   # the encoder-decoder preset of sequence-to-sequence tasks; None: transformer-<preset>
     "seeds": None,
     "lrs": None,
-    "lrs_by_freeze": {},      # freeze mode -> its own sweep (frozen arms, random controls included, want higher rates)
+    "lrs_by_adapt": {},       # method -> its own sweep (frozen arms, random controls included, want higher rates)
+    "lrs_by_freeze": None,    # the older name of lrs_by_adapt, keyed by freeze mode
     "source_steps": None,
     "target_steps": None,     # fine-tuning budget of every arm, scratch included
     "steps_by_target": {},    # target -> its own budget instead of target_steps (every arm of it alike)
@@ -54,7 +57,7 @@ DEFAULTS = {
     "train_sizes": None,      # target training-set sizes (data.train_limit) for every arm, or {target: sizes}; None: all the data
     "scratch_sizes": [],      # more sizes for the scratch arms alone: scratch's score against data, to read effective data off
     "size_steps": {},         # how a run's steps follow its size: {epochs: E, min: M}; budget = min(target budget, max(M, E * size / batch))
-    "random_controls": False, # a random-init arm of each source architecture in each frozen mode (FPT's control)
+    "random_controls": False, # a random-init arm of each source architecture per method but full (or per method listed: FPT's control)
     "skip_self": True,        # no arm pretrains on its own target
     "overrides": {},          # settings for every run
     "task_overrides": {},     # settings for one task's runs, sources and targets alike
@@ -67,7 +70,7 @@ DEFAULTS = {
     "bootstrap": 0,           # resamples for bootstrap intervals of each gain (0: none)
 }
 REQUIRED = ("preset", "sources", "targets", "seeds", "lrs", "source_steps", "target_steps")
-LIST_KEYS = ("sources", "targets", "freeze", "seeds", "lrs")
+LIST_KEYS = ("sources", "targets", "adapt", "seeds", "lrs")
 SIZE_KEYS = ("train_sizes", "scratch_sizes")
 SIDES = {"encoder": ("encoder",), "decoder": ("decoder",), "both": ("encoder", "decoder")}  # a side arm -> the stacks it starts
 
@@ -100,14 +103,14 @@ def preset_of(exp: dict, task) -> str:
 
 @dataclass(frozen=True)
 class Cell:
-    """One target run: an arm (scratch, or a source under a freeze mode) at one lr and seed, on
+    """One target run: an arm (scratch, or a source under an adaptation method) at one lr and seed, on
     ``size`` training samples of the target (None: all) for ``steps`` steps (None: the target's budget).
     ``side``: a sequence-to-sequence target's side arm, the stacks the source starts (a key of
     ``SIDES``); None for every other arm (the source starts the whole backbone, ``init.from``)."""
 
     target: str
     source: str  # SCRATCH, a task name or a weight source
-    freeze: str
+    adapt: str
     lr: float
     seed: int
     arch: str  # the backbone architecture this arm uses: the preset, or "source:NAME" for a weight source's own
@@ -119,8 +122,8 @@ class Cell:
     def arm(self) -> str:
         if self.source == SCRATCH:
             arm = SCRATCH if self.arch_is_preset else f"{SCRATCH} ({self.arch})"
-            return arm if self.freeze == "none" else f"{arm}/{self.freeze}"  # a random control, frozen
-        return f"{self.source}/{self.freeze}" + ("" if self.side is None else f"@{self.side}")
+            return arm if self.adapt == "full" else f"{arm}/{self.adapt}"  # a random control, adapted like a source
+        return f"{self.source}/{self.adapt}" + ("" if self.side is None else f"@{self.side}")
 
     @property
     def init_keys(self) -> tuple[str, ...]:
@@ -146,8 +149,8 @@ class Cell:
     @property
     def label(self) -> str:
         if self.source == SCRATCH:
-            return "scratch" if self.freeze == "none" else f"random control (freeze {self.freeze})"
-        return f"fine-tune (freeze {self.freeze})"
+            return "scratch" if self.adapt == "full" else f"random control ({self.adapt})"
+        return f"fine-tune ({self.adapt})"
 
 
 def panel(target: str, size: int | None) -> str:
@@ -212,9 +215,26 @@ def load_experiment(profile: str | None, config_file: str | None, overrides: dic
             exp["resources"] = {**DEFAULTS["resources"], **(exp.get("resources") or {}), key.split(".", 1)[1]: value}
         else:
             exp[key] = value
-    exp = {**copy.deepcopy(DEFAULTS), **exp}
+    exp = older_names({**copy.deepcopy(DEFAULTS), **exp}, origin)
     exp["resources"] = {**DEFAULTS["resources"], **(exp.get("resources") or {})}
     return check(exp, origin)
+
+
+def older_names(exp: dict, origin: str) -> dict:
+    """``freeze`` and ``lrs_by_freeze`` (none, backbone, fpt) as ``adapt`` and ``lrs_by_adapt`` (full, frozen, fpt)."""
+    def method(mode):
+        if mode not in FROM_FREEZE:
+            raise SuiteError(f"{origin}: freeze mode must be one of {', '.join(FROM_FREEZE)}, not {mode!r} "
+                             "(adapt takes full, frozen, fpt, lora, bitfit, orca)")
+        return FROM_FREEZE[mode]
+
+    if exp.get("freeze") is not None:
+        exp["adapt"] = [method(m) for m in _as_list("freeze", exp["freeze"])]
+    if exp.get("lrs_by_freeze") is not None:
+        _expect(origin, "lrs_by_freeze", exp["lrs_by_freeze"], dict, "a mapping")
+        exp["lrs_by_adapt"] = {**{method(m): v for m, v in exp["lrs_by_freeze"].items()}, **(exp.get("lrs_by_adapt") or {})}
+    exp["freeze"] = exp["lrs_by_freeze"] = None
+    return exp
 
 
 def _as_list(key: str, value) -> list:
@@ -293,9 +313,9 @@ def check(exp: dict, origin: str = "experiment") -> dict:
         _expect(origin, key, exp[key], str, "a string")
     for key in ("out", "ray_address", "seq2seq_preset"):
         _expect(origin, key, exp[key], (str, type(None)), "a string")
-    for key in ("random_controls", "skip_self"):
-        _expect(origin, key, exp[key], bool, "true or false")
-    for key in ("lrs_by_freeze", "steps_by_target", "size_steps", "overrides", "task_overrides", "reference"):
+    _expect(origin, "skip_self", exp["skip_self"], bool, "true or false")
+    _expect(origin, "random_controls", exp["random_controls"], (bool, list, str), "true, false or a list of methods")
+    for key in ("lrs_by_adapt", "steps_by_target", "size_steps", "overrides", "task_overrides", "reference"):
         _expect(origin, key, exp[key], (dict, type(None)), "a mapping")
     for task, settings in (exp["task_overrides"] or {}).items():
         _expect(origin, f"task_overrides.{task}", settings, (dict, type(None)), "a mapping of settings, {data.batch_size: 32}")
@@ -303,7 +323,7 @@ def check(exp: dict, origin: str = "experiment") -> dict:
         exp[key] = _as_list(key, exp[key]) if exp[key] not in ("all", ["all"]) else "all"
         if not exp[key]:
             raise SuiteError(f"{key}: empty")
-    for key in ("sources", "targets", "freeze"):
+    for key in ("sources", "targets", "adapt"):
         for name in exp[key] if exp[key] != "all" else ():
             _expect(origin, key, name, str, "a name (a list of names, or comma-separated names)")
     if exp["sources"] == "all":
@@ -314,19 +334,24 @@ def check(exp: dict, origin: str = "experiment") -> dict:
     exp["lrs"] = _rates("lrs", exp["lrs"])
     if len(set(exp["seeds"])) != len(exp["seeds"]):
         raise SuiteError(f"seeds: {exp['seeds']} lists a value twice")
-    for f in exp["freeze"]:
-        if f not in FREEZE_MODES:
-            raise SuiteError(f"freeze mode must be one of {', '.join(FREEZE_MODES)}, not {f!r}")
+    for method in exp["adapt"]:
+        split(method)
+    if not isinstance(exp["random_controls"], bool):
+        exp["random_controls"] = _as_list("random_controls", exp["random_controls"])
+        for method in exp["random_controls"]:
+            if split(method)[0] or method not in exp["adapt"]:
+                raise SuiteError(f"{origin}: random_controls: {method!r} is not a method of adapt ({', '.join(exp['adapt'])}) "
+                                 "without an align stage (random init has no modality of its own to align to)")
     exp["sides"] = list(dict.fromkeys(_as_list("sides", exp["sides"] if exp["sides"] is not None else [])))
     if not exp["sides"]:
         raise SuiteError(f"{origin}: sides: empty; give one or more of {', '.join(SIDES)}")
     for side in exp["sides"]:
         if side not in SIDES:
             raise SuiteError(f"{origin}: sides: {side!r} is not a side of an encoder-decoder; give {', '.join(SIDES)}")
-    by_freeze = exp.get("lrs_by_freeze") or {}
-    if not isinstance(by_freeze, dict) or set(by_freeze) - set(FREEZE_MODES):
-        raise SuiteError(f"{origin}: lrs_by_freeze maps freeze modes ({', '.join(FREEZE_MODES)}) to learning rates")
-    exp["lrs_by_freeze"] = {f: _rates(f"lrs_by_freeze.{f}", _as_list(f"lrs_by_freeze.{f}", v)) for f, v in by_freeze.items()}
+    by_method = exp.get("lrs_by_adapt") or {}
+    for method in by_method:
+        split(method)
+    exp["lrs_by_adapt"] = {m: _rates(f"lrs_by_adapt.{m}", _as_list(f"lrs_by_adapt.{m}", v)) for m, v in by_method.items()}
     for key in SIZE_KEYS:  # a list for every target, or {target: list} (a target not named: all its data)
         value = exp.get(key)
         if isinstance(value, dict):
@@ -340,8 +365,6 @@ def check(exp: dict, origin: str = "experiment") -> dict:
         raise SuiteError(f"{origin}: size_steps is {{epochs: E, min: M}}: a run of n samples trains "
                          "min(budget, max(M, E * n / batch_size)) steps")
     exp["size_steps"] = {k: _number(f"size_steps.{k}", v, float if k == "epochs" else int, 0) for k, v in steps.items()}
-    if not isinstance(exp.get("random_controls"), bool):
-        raise SuiteError(f"random_controls: true or false, not {exp.get('random_controls')!r}")
     exp["source_steps"] = _number("source_steps", exp["source_steps"], int, 1)
     exp["target_steps"] = _number("target_steps", exp["target_steps"], int, 1)
     exp["evals"] = _number("evals", exp["evals"], int, 1)
@@ -500,8 +523,8 @@ def executor_of(exp: dict) -> tuple[str, str]:
     return "local", f"auto: one run at a time fits {os.cpu_count()} cores"
 
 
-def lrs_of(exp: dict, freeze: str) -> list[float]:
-    return (exp.get("lrs_by_freeze") or {}).get(freeze) or exp["lrs"]
+def lrs_of(exp: dict, method: str) -> list[float]:
+    return (exp.get("lrs_by_adapt") or {}).get(method) or exp["lrs"]
 
 
 def size_budget(exp: dict, target: str, size: int | None, batch_size: int) -> int | None:
@@ -515,7 +538,7 @@ def size_budget(exp: dict, target: str, size: int | None, batch_size: int) -> in
 
 
 def arms(exp: dict, registry, target: str) -> tuple[list[tuple], list[str]]:
-    """The arms of one target of an expanded experiment, scratch first, each (source, freeze, arch,
+    """The arms of one target of an expanded experiment, scratch first, each (source, method, arch,
     side); and a line on each arm the experiment names but the plan leaves out."""
     tasks = registry.all_tasks()
     if is_seq2seq(tasks[target]):
@@ -531,24 +554,31 @@ def arms(exp: dict, registry, target: str) -> tuple[list[tuple], list[str]]:
         arch = exp["preset"] if pretrained_here(source, tasks) else f"source:{source}"
         if arch not in archs:
             archs.append(arch)
-        found += [(source, f, arch, None) for f in exp["freeze"]]
-    controls = [(SCRATCH, f, a, None) for a in archs[1:] for f in exp["freeze"] if f != "none"] \
-        if exp.get("random_controls") else []
-    return [(SCRATCH, "none", a, None) for a in archs] + controls + found, notes
+        found += [(source, m, arch, None) for m in exp["adapt"]]
+    return [(SCRATCH, "full", a, None) for a in archs] + [(SCRATCH, m, a, None) for a in archs[1:] for m in controls(exp)] + found, notes
+
+
+def controls(exp: dict) -> list[str]:
+    """The methods of the random controls: ``random_controls`` as listed, or (true) every method but
+    full and those with an align stage (random init has no modality to align to)."""
+    wanted = exp.get("random_controls")
+    if isinstance(wanted, list):
+        return wanted
+    return [m for m in exp["adapt"] if m != "full" and not split(m)[0]] if wanted else []
 
 
 def seq2seq_arms(exp: dict, registry, target: str) -> tuple[list[tuple], list[str]]:
     """A sequence-to-sequence target: scratch on the encoder-decoder preset and, for each source, a
-    side arm per ``sides`` under freeze ``none`` (a frozen backbone would freeze the fresh side too)."""
+    side arm per ``sides`` under adapt ``full`` (a frozen backbone would freeze the fresh side too)."""
     tasks = registry.all_tasks()
     preset = exp["seq2seq_preset"]
-    found, notes = [(SCRATCH, "none", preset, None)], []
-    frozen = [f for f in exp["freeze"] if f != "none"]
-    if frozen:
-        notes.append(f"freeze {', '.join(frozen)}: no side arms (sequence-to-sequence targets): freezing the backbone "
+    found, notes = [(SCRATCH, "full", preset, None)], []
+    others = [m for m in exp["adapt"] if m != "full"]
+    if others:
+        notes.append(f"adapt {', '.join(others)}: no side arms (sequence-to-sequence targets): freezing the backbone "
                      "would freeze the side that starts fresh and the cross-attention too; side arms train in full"
-                     + ("" if "none" in exp["freeze"] else ", and freeze none is not in this experiment"))
-    if "none" not in exp["freeze"]:
+                     + ("" if "full" in exp["adapt"] else ", and adapt full is not in this experiment"))
+    if "full" not in exp["adapt"]:
         return found, notes
     for source in exp["sources"]:
         if source == target and exp.get("skip_self", True):
@@ -558,7 +588,7 @@ def seq2seq_arms(exp: dict, registry, target: str) -> tuple[list[tuple], list[st
             if why:
                 notes.append(f"{target} <- {source}: no side arms: {why}")
                 continue
-        found += [(source, "none", preset, side) for side in exp["sides"]]
+        found += [(source, "full", preset, side) for side in exp["sides"]]
     return found, notes
 
 
@@ -587,12 +617,12 @@ def plan(exp: dict, registry) -> list[Cell]:
         more = sizes_of(exp, "scratch_sizes", target) if sizes != [None] else []
         for size in sorted({*sizes, *more}, key=lambda n: (n is None, n)):
             steps = size_budget(exp, target, size, batch)
-            for source, freeze, arch, side in found:
-                if size not in sizes and not (source == SCRATCH and freeze == "none"):
+            for source, method, arch, side in found:
+                if size not in sizes and not (source == SCRATCH and method == "full"):
                     continue  # scratch_sizes: scratch's own curve against data
-                for lr in lrs_of(exp, freeze):
+                for lr in lrs_of(exp, method):
                     for seed in exp["seeds"]:
-                        cells.append(Cell(target, source, freeze, lr, seed, arch, size, steps, side))
+                        cells.append(Cell(target, source, method, lr, seed, arch, size, steps, side))
     return cells
 
 
@@ -627,7 +657,7 @@ def steps_of(exp: dict, run) -> int:
 
 
 def counts(exp: dict, runs: list) -> dict[str, dict]:
-    """Runs and steps by kind: source pretraining, scratch, fine-tune per freeze mode."""
+    """Runs and steps by kind: source pretraining, scratch, fine-tune per adaptation method."""
     out: dict[str, dict] = {}
     for r in runs:
         row = out.setdefault(r.label, {"runs": 0, "steps": 0})

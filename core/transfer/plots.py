@@ -32,7 +32,7 @@ def cell_view(row: dict, measure: str) -> tuple[str, float]:
 
 
 def plot_heatmap(exp: dict, summary: dict, path: Path, measure: str | None = None) -> None:
-    """Sources x targets, one panel per freeze mode. Targets have different metrics, so the colour
+    """Sources x targets, one panel per adaptation method. Targets have different metrics, so the colour
     is unit-free: for gains, the gain divided by the half-width of its 95% interval, clipped to
     [-2, 2] (beyond +-1 the interval excludes 0); for effective data, twice the fraction of the budget."""
     import matplotlib
@@ -49,15 +49,15 @@ def plot_heatmap(exp: dict, summary: dict, path: Path, measure: str | None = Non
     lines = [(s, None) for s in exp["sources"]] if plain or not sides else []
     lines += [(s, side) for side in sides for s in exp["sources"]]
     sources = [s if side is None else f"{s}@{side}" for s, side in lines]
-    freezes = exp["freeze"]
+    methods = exp["adapt"]
     labels = []
     for t in targets:
         row = next(iter(summary[t].values()))
         labels.append(f"{t}\n({'' if row['higher_is_better'] else '-'}{row['metric']})")
-    fig, axes = plt.subplots(1, len(freezes), figsize=(max(6.0, 1.6 + 1.4 * len(targets) * len(freezes)),
+    fig, axes = plt.subplots(1, len(methods), figsize=(max(6.0, 1.6 + 1.4 * len(targets) * len(methods)),
                                                        1.6 + 0.55 * len(sources)), squeeze=False)
-    for ax, freeze in zip(axes[0], freezes):
-        rows = [[summary[t].get(f"{s}/{freeze}" + ("" if side is None else f"@{side}")) for t in targets] for s, side in lines]
+    for ax, method in zip(axes[0], methods):
+        rows = [[summary[t].get(f"{s}/{method}" + ("" if side is None else f"@{side}")) for t in targets] for s, side in lines]
         views = [[None if r is None else cell_view(r, measure) for r in row] for row in rows]
         shade = np.array([[np.nan if v is None else v[1] for v in row] for row in views])
         ax.imshow(shade, cmap="RdBu", vmin=-2, vmax=2, aspect="auto")
@@ -68,7 +68,7 @@ def plot_heatmap(exp: dict, summary: dict, path: Path, measure: str | None = Non
                         color="white" if dark else "black")
         ax.set_xticks(range(len(targets)), labels, fontsize=8)
         ax.set_yticks(range(len(sources)), sources)
-        ax.set_title(f"freeze={freeze}", fontsize=9)
+        ax.set_title(f"adapt={method}", fontsize=9)
         ax.set_xlabel("target")
     axes[0][0].set_ylabel("source")
     fig.suptitle(f"Transfer: {MEASURE_TITLES[measure]}\nhigher is better; colour: "

@@ -34,7 +34,7 @@ def header(exp: dict) -> list[str]:
         + "".join(f" ({t}: {n})" for t, n in (exp.get("steps_by_target") or {}).items()) + " with "
         f"{exp.get('evals', 4)} validation checks, seeds {', '.join(map(str, exp['seeds']))}, learning-rate sweep "
         f"{', '.join(f'{lr:g}' for lr in exp['lrs'])}"
-        + "".join(f" ({f}: {', '.join(f'{lr:g}' for lr in v)})" for f, v in (exp.get("lrs_by_freeze") or {}).items())
+        + "".join(f" ({f}: {', '.join(f'{lr:g}' for lr in v)})" for f, v in (exp.get("lrs_by_adapt") or {}).items())
         + f"; task sources pretrained for {exp['source_steps']} steps.{left_out}" + sizes_line(exp),
         "", *seq2seq_lines(exp),
         "**Higher is better everywhere**: metrics where lower is better (bits per byte) are negated.",
@@ -105,7 +105,7 @@ def target_table(target: str, rows: dict) -> list[str]:
         peak = f"{fmt(row['val_best'])} @ {row['val_best_step']:.0f}" if not math.isnan(row["val_best"]) else "n/a"
         auc = fmt(row["auc_mean"])
         if row["source"] == SCRATCH:
-            if row["freeze"] != "none":  # a random control: its gain over full training from scratch
+            if row["adapt"] != "full":  # a random control: its gain over full training from scratch
                 lines.append(f"| {row['arm']} | {lr} | {test} | {peak} | {row['gain']:+.4f} ± {fmt(row['gain_ci95'])} | — | — "
                              f"| {auc} | — | — | — |")
             else:
@@ -126,6 +126,42 @@ def target_table(target: str, rows: dict) -> list[str]:
         if row.get("of_reference") is not None:
             lines += [f"Scratch reaches {row['of_reference']:.0%} of the default `suite train --task {row['target']}` run's "
                       f"test {row['metric']} ({row['reference']:g}, {row['reference_from']}).", ""]
+    return lines
+
+
+def methods_section(exp: dict, summary: dict) -> list[str]:
+    """With several adaptation methods: per table, the arms ranked with intervals and the parameters
+    each trains; then ORCA's alignment gain (align-then-METHOD against METHOD alone, same source) and
+    the distance its align stage reached."""
+    if len(exp.get("adapt") or []) < 2:
+        return []
+    lines = ["## Adaptation methods", "",
+             "Every arm of each table ranked by mean test score at its best learning rate; **rank (95%)**: the rank's "
+             "interval when each arm's seeds are resampled with replacement (2,000 times). **trains**: the parameters "
+             "the method trains (the task's adapter and head included) and their share of the model.", ""]
+    for target, rows in summary.items():
+        ranked = sorted((r for r in rows.values() if "rank" in r), key=lambda r: r["rank"])
+        lines += [f"### {target}", "", "| rank | rank (95%) | arm | trains | test (last) | gain over scratch |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for r in ranked:
+            trains = "n/a" if r.get("trainable") is None else f"{r['trainable']:,} ({100 * r['trainable_share']:.2f}%)"
+            gain = "—" if r["source"] == SCRATCH and r["adapt"] == "full" else f"{r['gain']:+.4f} ± {fmt(r['gain_ci95'])}"
+            lines.append(f"| {r['rank']} | {r['rank_ci95'][0]}-{r['rank_ci95'][1]} | {r['arm']} | {trains} | "
+                         f"{fmt(r['mean'])} ± {fmt(r['ci95'])} | {gain} |")
+        lines.append("")
+    aligned = [(t, r) for t, rows in summary.items() for r in rows.values() if "align_gain" in r]
+    if aligned:
+        lines += ["### ORCA's alignment gain", "",
+                  "An ORCA arm against the same source adapted the same way without the align stage, ± the 95% Welch "
+                  "interval; p after Holm's correction over these gains (✓ below "
+                  f"{ALPHA}). The distance is the align stage's, on fixed target samples against the source's reference "
+                  "features, before and after (mean over the seeds).", "",
+                  "| table | arm | against | alignment gain | p (Holm) | distance before | after |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for t, r in aligned:
+            lines.append(f"| {t} | {r['arm']} | {r['align_vs']} | {r['align_gain']:+.4f} ± {fmt(r['align_gain_ci95'])} | "
+                         f"{fmt_p(r['align_gain_p_holm'])}{' ✓' if r.get('align_distinguishable') else ''} | "
+                         f"{fmt(r.get('align_before', float('nan')))} | {fmt(r.get('align_after', float('nan')))} |")
+        lines.append("")
     return lines
 
 
@@ -203,6 +239,7 @@ def write_report(exp: dict, results: list[dict], summary: dict, out: Path, scali
     lines += sources_section(exp, out)
     for target, rows in summary.items():
         lines += target_table(target, rows)
+    lines += methods_section(exp, summary)
     lines += scaling_section(scaling or {})
     measure = exp.get("measure") or "gain"
     lines += [f"heatmap.png shows {MEASURE_TITLES[measure]} (`--measure gain|effective-data|auc` chooses); "

@@ -74,7 +74,7 @@ def scaling(summary: dict, resamples: int = 1000, seed: int = 0) -> dict:
         arms: dict = {}
         for row in rows:
             if row["source"] == SCRATCH:
-                if row["freeze"] == "none":
+                if row["adapt"] == "full":
                     scratch.setdefault(row["arch"], {})[row["size"]] = seed_scores(row)
             else:
                 arms.setdefault(row["arm"], {"arch": row["arch"], "sizes": {}})["sizes"][row["size"]] = seed_scores(row)

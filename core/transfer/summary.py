@@ -10,7 +10,9 @@ compared with the scratch arm of its own architecture: final-score gain (Welch),
 (Welch on per-seed AUC) and effective data transferred. Holm's correction runs over all the
 matrix's final-score gains, and separately over its AUC gains. A frozen arm is also compared with
 its random control where the plan has one (``random_controls``: the same architecture from random
-init, frozen the same way; FPT's control), a third Holm family.
+init, adapted the same way; FPT's control), a third Holm family; an ORCA arm (``orca+METHOD``) with
+the same source adapted by METHOD without the align stage (its alignment gain), a fourth. A row
+also holds the parameters its method trains and, for ORCA, the distance before and after alignment.
 
 With a target-data axis (``train_sizes``) every (target, size) is a table of its own, its key
 ``"vision (n=100)"``; ``scaling.py`` reads effective data off those tables.
@@ -22,6 +24,7 @@ import statistics
 from pathlib import Path
 
 from . import measures, stats
+from ..adapt import split
 from .plan import SCRATCH, budget, lrs_of, panel
 
 
@@ -40,25 +43,48 @@ def summarize(results: list[dict], exp: dict | None = None) -> dict:
         rows = {arm: arm_row(rs, exp) for arm, rs in arms.items()}
         target = next(iter(rows.values()))["target"]
         for row in rows.values():
-            base = next(r for r in rows.values() if r["source"] == SCRATCH and r["arch"] == row["arch"] and r["freeze"] == "none")
+            base = next(r for r in rows.values() if r["source"] == SCRATCH and r["arch"] == row["arch"] and r["adapt"] == "full")
             compare(row, base, exp)
             control = next((r for r in rows.values() if r["source"] == SCRATCH and r["arch"] == row["arch"]
-                            and r["freeze"] == row["freeze"] != "none" and r is not row), None)
+                            and r["adapt"] == row["adapt"] != "full" and r is not row), None)
             if control is not None:  # FPT's control: the same architecture from random init, frozen the same way
                 c = stats.welch_test(row["test"], control["test"])
                 row.update(control=control["arm"], control_gain=c["diff"], control_gain_ci95=c["ci"], control_gain_p=c["p"])
+            aligns, then = split(row["adapt"])
+            unaligned = aligns and next((r for r in rows.values() if r["source"] == row["source"] and r["arch"] == row["arch"]
+                                         and r["adapt"] == then and r.get("side") == row.get("side")), None)
+            if unaligned:  # ORCA's alignment gain: align-then-METHOD against METHOD alone, same source
+                g = stats.welch_test(row["test"], unaligned["test"])
+                row.update(align_vs=unaligned["arm"], align_gain=g["diff"], align_gain_ci95=g["ci"], align_gain_p=g["p"])
         given = (exp.get("reference") or {}).get(target)
         ref, origin = reference_score(given)
         for row in rows.values():
-            if given is not None and ref is None and row["source"] == SCRATCH and row["freeze"] == "none":
+            if given is not None and ref is None and row["source"] == SCRATCH and row["adapt"] == "full":
                 row["reference_from"] = origin  # given, but not a finished run: the report says so
-            if ref and row["source"] == SCRATCH and row["freeze"] == "none":
+            if ref and row["source"] == SCRATCH and row["adapt"] == "full":
                 raw = row["raw_mean"]
                 row["of_reference"] = raw / ref if row["higher_is_better"] else ref / raw
                 row["reference"], row["reference_from"] = ref, origin
+        rank(rows)
         summary[key] = rows
     correct(summary)
     return summary
+
+
+def rank(rows: dict, resamples: int = 2000) -> None:
+    """Each arm's rank in its table by mean test score (1: best) and a 95% interval of it: the seeds of
+    every arm resampled with replacement, the arms ranked again each time (percentiles of the ranks)."""
+    import numpy as np
+
+    arms = [a for a, r in rows.items() if r["test"] and all(x == x for x in r["test"])]
+    if not arms:
+        return
+    rng = np.random.default_rng(0)
+    means = np.stack([[rng.choice(rows[a]["test"], len(rows[a]["test"])).mean() for _ in range(resamples)] for a in arms])
+    ranks = (-means).argsort(axis=0).argsort(axis=0) + 1  # (arms, resamples): the rank of each arm in each resample
+    order = sorted(arms, key=lambda a: -rows[a]["mean"])
+    for i, a in enumerate(arms):
+        rows[a].update(rank=order.index(a) + 1, rank_ci95=[int(np.percentile(ranks[i], 2.5)), int(np.percentile(ranks[i], 97.5))])
 
 
 def arm_row(rs: list[dict], exp: dict) -> dict:
@@ -67,14 +93,16 @@ def arm_row(rs: list[dict], exp: dict) -> dict:
         by_lr.setdefault(r["lr"], []).append(r)
     best_lr = max(by_lr, key=lambda lr: nan_low(statistics.fmean(r["val"] for r in by_lr[lr])))  # NaN never wins
     best = sorted(by_lr[best_lr], key=lambda r: r["seed"])
-    lrs = sorted(lrs_of(exp, best[0]["freeze"]) if exp.get("lrs") else by_lr)  # the arm's own sweep
+    lrs = sorted(lrs_of(exp, best[0]["adapt"]) if exp.get("lrs") else by_lr)  # the arm's own sweep
     tests = [r["test"] for r in best]
     mean, ci = stats.mean_ci(tests)
     peaks = [measures.best_val(r["curve"]) for r in best]
     aucs = [measures.auc(r["curve"]) for r in best]
     test_best = [r["test_best"] for r in best if "test_best" in r]
+    adapted = [r.get("adapted") or {} for r in best]
+    aligned = [a["align"] for a in adapted if isinstance((a.get("align") or {}).get("before"), (int, float))]
     return {
-        "arm": best[0]["arm"], "source": best[0]["source"], "freeze": best[0]["freeze"], "arch": best[0]["arch"],
+        "arm": best[0]["arm"], "source": best[0]["source"], "adapt": best[0]["adapt"], "arch": best[0]["arch"],
         "target": best[0]["target"], "size": best[0].get("size"), "steps": best[0].get("steps"),
         "best_lr": best_lr, "lrs": lrs, "lr_at_edge": len(lrs) < 2 or best_lr in (lrs[0], lrs[-1]),
         "seeds": [r["seed"] for r in best], "test": tests, "mean": mean, "ci95": ci,
@@ -89,6 +117,9 @@ def arm_row(rs: list[dict], exp: dict) -> dict:
         int(max((s for r in best for s, _ in r["curve"]), default=1)),
         "metric": best[0]["metric"], "higher_is_better": best[0]["higher_is_better"],
         "nan_runs": sum(1 for r in rs if r["val"] != r["val"] or r["test"] != r["test"]),
+        "trainable": adapted[0].get("trainable"), "trainable_share": adapted[0].get("share"),
+        **({"align_before": _mean([a["before"] for a in aligned]), "align_after": _mean([a["after"] for a in aligned]),
+            "align_distance": aligned[0].get("distance")} if aligned else {}),
         **({"side": best[0]["side"]} if best[0].get("side") else {}),  # a side arm of a sequence-to-sequence target
     }
 
@@ -115,7 +146,7 @@ def correct(summary: dict) -> None:
     over the random controls."""
     arms = [(t, a) for t, rows in summary.items() for a, row in rows.items() if row["source"] != SCRATCH]
     for key, flag in (("gain_p", "distinguishable"), ("auc_gain_p", "auc_distinguishable"),
-                      ("control_gain_p", "control_distinguishable")):
+                      ("control_gain_p", "control_distinguishable"), ("align_gain_p", "align_distinguishable")):
         adjusted = stats.holm({ta: summary[ta[0]][ta[1]][key] for ta in arms if key in summary[ta[0]][ta[1]]})
         for t, rows in summary.items():
             for a, row in rows.items():
