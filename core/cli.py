@@ -287,10 +287,11 @@ def build_parser(registry, train_help: str = "") -> argparse.ArgumentParser:
                        description="Run the transfer matrix and write results.json, report.md, heatmap.png and "
                                    "curves.png. Re-running the same command resumes it, skipping finished runs. "
                                    "Profiles: quick (CPU, under 20 min), medium (CPU, about an hour), pretrained (MiniLM "
-                                   "against scratch at 100 and 400 target samples; CPU, under 2 hours), pretrained-gpu and "
-                                   "full (GPUs).")
+                                   "against scratch at 100 and 400 target samples; CPU, under 2 hours), methods (MiniLM adapted by full, "
+                                   "FPT, LoRA, BitFit and ORCA; CPU), pretrained-gpu, methods-gpu and full (GPUs).")
     p.add_argument("--profile", default="quick",
-                   help="a profile in configs/transfer/: quick (default), medium, pretrained, pretrained-gpu, full")
+                   help="a profile in configs/transfer/: quick (default), medium, pretrained, methods, pretrained-gpu, "
+                        "methods-gpu, full")
     p.add_argument("--config", help="an experiment YAML merged over the profile")
     p.add_argument("--sources", help="comma-separated tasks and weight sources, or 'all'")
     p.add_argument("--targets", help="comma-separated tasks, or 'all'")
