@@ -87,7 +87,7 @@ def apply(module: nn.Module, cfg: dict) -> dict:
         for name, p in backbone.named_parameters():
             p.requires_grad_(name.endswith(".bias") or name == "bias")
     else:
-        freeze_backbone(backbone, {"full": "none", "frozen": "backbone", "fpt": "fpt"}[then])
+        freeze_backbone(backbone, {method: mode for mode, method in FROM_FREEZE.items()}[then])
     return trainable(module, method)
 
 

@@ -78,10 +78,7 @@ class SuiteDataModule(pl.LightningDataModule):
         ds, (rank, world) = self.datasets["train"], self._ranks()
         workers, bs = int(d.get("num_workers", 0)), int(d["batch_size"])
         common = dict(batch_size=bs, collate_fn=self.task.collate, num_workers=workers)
-        if not isinstance(ds, IterableDataset):
-            ds = Shuffled(ds, int(self.cfg["seed"]))
-        if d.get("train_limit") is not None:
-            ds = limit(ds, int(d["train_limit"]), int(self.cfg["seed"]), self.task.name)
+        ds = training_samples(ds, self.cfg, self.task.name)
         if isinstance(ds, Stream):
             # A generator of its own: creating the iterator draws no number from torch's global RNG.
             loader = StreamLoader(ds.configure(bs, rank, world), generator=torch.Generator().manual_seed(0), **common)
@@ -116,6 +113,16 @@ class SuiteDataModule(pl.LightningDataModule):
         self.setup()
         return [self.members[n]._eval_loader(s) for n, s in
                 (joint.split_of(self.names, key) for key in self.eval_splits or self.test_splits)]
+
+
+def training_samples(ds, cfg: dict, task_name: str):
+    """A task's training set as training reads it: a map-style dataset shuffled by the seed (an
+    IterableDataset as it is), then ``data.train_limit`` samples of it where that is set."""
+    if not isinstance(ds, IterableDataset):
+        ds = Shuffled(ds, int(cfg["seed"]))
+    if cfg["data"].get("train_limit") is not None:
+        ds = limit(ds, int(cfg["data"]["train_limit"]), int(cfg["seed"]), task_name)
+    return ds
 
 
 def mix_weights(mix, loaders: dict) -> list[float]:

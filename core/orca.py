@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import IterableDataset
 
 from .tasks.classification import Classification
 
@@ -27,12 +26,12 @@ from . import config as config_mod
 from . import joint, runs
 from .backbone import BackboneConfig
 from .cache import prepare
-from .data import limit
+from .data import training_samples
 from .adapt import NO_REFERENCE
 from .errors import SuiteError
 from .fitting import say
 from .module import SuiteModule
-from .streams import Shuffled, Stream
+from .streams import Stream
 from .task import Task
 
 CLUSTERS = 10  # k-means classes of reference features without labels (ORCA's infer_labels)
@@ -108,10 +107,7 @@ def align_task(name: str, member, data, cfg: dict, registry, ot) -> dict:
 
 def training_stream(ds, cfg: dict, task) -> Stream:
     """The training samples as ``SuiteDataModule.train_dataloader`` serves them, ``data.train_limit`` included."""
-    if not isinstance(ds, IterableDataset):
-        ds = Shuffled(ds, int(cfg["seed"]))
-    if cfg["data"].get("train_limit") is not None:
-        ds = limit(ds, int(cfg["data"]["train_limit"]), int(cfg["seed"]), task.name)
+    ds = training_samples(ds, cfg, task.name)
     if not isinstance(ds, Stream):
         raise SuiteError(f"task {task.name!r}: --adapt orca needs training data that is a suite.Stream or a map-style "
                          "Dataset, not a plain IterableDataset")

@@ -29,10 +29,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from . import adapt
-
+from . import adapt, hf_export, hf_names, joint
 from . import config as config_mod
-from . import hf_export, hf_names, joint
 from .files import DAMAGED, atomic, read_json, require, write_json, write_text  # noqa: F401  (suite.runs.write_json etc., as before)
 from .backbone import BackboneConfig, architecture_differences, same_architecture  # noqa: F401  (suite.runs.*, as before)
 from .errors import SuiteError
